@@ -26,6 +26,13 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _land(args: argparse.Namespace) -> int:
+    from tally.land import land
+
+    results = land([Path(p) for p in args.paths], Path(args.lake))
+    return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--daily-volume", type=int, default=2000, help="payments per day")
     s.add_argument("--start-date", default="2024-03-04")
     s.set_defaults(func=_simulate)
+
+    s = sub.add_parser("land", help="land delivered files into the lake (idempotent; any order, any number of times)")
+    s.add_argument("paths", nargs="+", help="files or directories to land")
+    s.add_argument("--lake", default="data/lake", help="lake directory (default: data/lake)")
+    s.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
+    s.set_defaults(func=_land)
 
     args = parser.parse_args(argv)
     return args.func(args)
