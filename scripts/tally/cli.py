@@ -33,6 +33,14 @@ def _land(args: argparse.Namespace) -> int:
     return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from tally.pipeline import demo
+    from tally.simulate import WorldParams
+
+    demo(Path(args.data_dir), WorldParams(seed=args.seed, days=args.days, daily_volume=args.daily_volume))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--lake", default="data/lake", help="lake directory (default: data/lake)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
     s.set_defaults(func=_land)
+
+    s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")
+    s.add_argument("--data-dir", default="data")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--days", type=int, default=3)
+    s.add_argument("--daily-volume", type=int, default=2000)
+    s.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)
     return args.func(args)

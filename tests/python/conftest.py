@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tally.simulate import WorldParams, simulate
 
 SMALL_WORLD = WorldParams(seed=7, days=3, merchants=4, daily_volume=600)

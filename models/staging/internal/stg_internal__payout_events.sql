@@ -1,0 +1,25 @@
+with
+
+source as (
+    select * from {{ source('raw_internal', 'internal_payouts') }}
+    where file_version_id in {{ current_file_versions('internal_payouts') }}
+),
+
+renamed as (
+    select
+        payout_id,
+        merchant_id,
+        cast(amount_fen as bigint) as amount_fen,
+        currency,
+        status,
+        account_no,
+        account_name,
+        cast(created_at as timestamp) as created_at,
+        cast(updated_at as timestamp) as updated_at,
+        bill_date as dump_date,
+        file_version_id,
+        line_no
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,82 @@
+"""The main job: simulate a sample world, land it, `dbt build`, print a summary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from tally.land import land
+from tally.simulate import WorldParams, simulate
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def dbt(args: list[str], data_dir: Path, warehouse: Path) -> None:
+    """Run dbt in the project with the given lake and warehouse; raise on failure (models or tests)."""
+    env = dict(os.environ, TALLY_DATA_DIR=str(data_dir), TALLY_DUCKDB_PATH=str(warehouse),
+               DBT_PROFILES_DIR=str(PROJECT_DIR))
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("dbt")
+    cmd = [str(exe), *args, "--project-dir", str(PROJECT_DIR)]
+    if subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed")
+
+
+def summary(warehouse: Path) -> str:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        files = con.execute(
+            "select file_status, count(*) from main_staging.stg_lake__file_deliveries group by 1 order by 1"
+        ).fetchall()
+        lines = con.execute(
+            """
+            select 'wechat', count(*), coalesce(sum(amount_fen), 0) from main_staging.stg_wechat__trade_bill_lines
+            union all
+            select 'alipay', count(*), coalesce(sum(amount_fen), 0) from main_staging.stg_alipay__trade_bill_lines
+            union all
+            select 'unionpay', count(*), coalesce(sum(amount_fen), 0) from main_staging.stg_unionpay__zm_lines
+            union all
+            select 'bank statement', count(*), coalesce(sum(amount_fen), 0)
+            from main_staging.stg_bank__statement_lines
+            union all
+            select 'bank payout result', count(*), coalesce(sum(amount_fen), 0)
+            from main_staging.stg_bank__payout_result_lines
+            union all
+            select 'internal payments', count(*), coalesce(sum(amount_fen), 0)
+            from main_staging.stg_internal__payments
+            union all
+            select 'internal refunds', count(*), coalesce(sum(amount_fen), 0) from main_staging.stg_internal__refunds
+            """
+        ).fetchall()
+        quarantined = con.execute("select count(*) from main_staging.stg_lake__quarantine_lines").fetchall()[0][0]
+    finally:
+        con.close()
+    out = ["files by status: " + ", ".join(f"{s} {n}" for s, n in files)]
+    out.append(f"{'lines per source':<22}{'rows':>10}{'amount (yuan)':>18}")
+    for name, n, fen in lines:
+        out.append(f"{name:<22}{n:>10}{fen / 100:>18,.2f}")
+    out.append(f"quarantined rows: {quarantined}")
+    return "\n".join(out)
+
+
+def demo(data_dir: Path, params: WorldParams | None = None) -> str:
+    data_dir = Path(data_dir)
+    params = params or WorldParams()
+    world = data_dir / "world"
+    for sub in ("world", "lake"):
+        shutil.rmtree(data_dir / sub, ignore_errors=True)
+    warehouse = data_dir / "warehouse" / "tally.duckdb"
+    warehouse.unlink(missing_ok=True)
+    s = simulate(params, world)
+    print(f"simulated {params.days} days x {params.merchants} merchants: {s['payments']} payments, "
+          f"{s['files']} files, {s['anomalies']} anomalies in ground truth")
+    land([world / "landing"], data_dir / "lake")
+    dbt(["build"], data_dir, warehouse)
+    text = summary(warehouse)
+    print(text)
+    return text
