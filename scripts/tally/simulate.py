@@ -338,7 +338,8 @@ create or replace macro yuan(f) as
     (case when f < 0 then '-' else '' end) || (abs(f) // 100)::varchar || '.' || lpad((abs(f) % 100)::varchar, 2, '0');
 create or replace macro yuan5(f) as yuan(f) || '000';
 create or replace macro yuan_thousands(f) as
-    (case when f < 0 then '-' else '' end) || format('{:,}', abs(f) // 100) || '.' || lpad((abs(f) % 100)::varchar, 2, '0');
+    (case when f < 0 then '-' else '' end) || format('{:,}', abs(f) // 100) || '.'
+    || lpad((abs(f) % 100)::varchar, 2, '0');
 create or replace macro ts(s) as strftime(make_timestamp(s::bigint * 1000000), '%Y-%m-%d %H:%M:%S');
 create or replace macro bill_day(s, shift) as (make_timestamp((s + shift)::bigint * 1000000))::date;
 -- w pseudo-random-looking digits, unique per x (the last 12 digits are x itself)
@@ -377,7 +378,8 @@ def _connect(world: dict[str, pa.Table], p: WorldParams) -> duckdb.DuckDBPyConne
             case channel
                 when 'wechat' then '4200' || digits(pay_seq, 24)
                 when 'alipay' then strftime(make_timestamp(paid_s * 1000000), '%Y%m%d') || '22' || digits(pay_seq, 18)
-                else strftime(make_timestamp(paid_s * 1000000), '%Y%m%d%H%M%S') || lpad((pay_seq % 10000000)::varchar, 7, '0')
+                else strftime(make_timestamp(paid_s * 1000000), '%Y%m%d%H%M%S')
+                     || lpad((pay_seq % 10000000)::varchar, 7, '0')
             end as channel_serial,
             'o' || digits(payer_seq, 27) as payer_openid,
             (created_s - {day0}) // 86400 as created_day_idx
@@ -579,7 +581,8 @@ def _unionpay_zm(con, rows_sql: str) -> str:
             || ' ' || rpad('622588******' || right(lpad(payer_seq::varchar, 4, '0'), 4), 19, ' ') || ' ' ||
             lpad(abs(amount_fen)::varchar, 12, '0') || ' ' || '5399' || ' ' || '07' || ' ' ||
             (case kind when 'pay' then channel_serial else channel_refund_serial end) || ' ' || '01' || ' ' ||
-            rpad(coalesce(refund_id, order_id), 32, ' ') || ' ' || '01' || ' ' || rpad('', 6, ' ') || ' ' || rpad('', 10, ' ') || ' '
+            rpad(coalesce(refund_id, order_id), 32, ' ') || ' ' || '01' || ' ' || rpad('', 6, ' ') || ' '
+            || rpad('', 10, ' ') || ' '
             || (case when fee_fen >= 0 then 'D' else 'C' end) || lpad(abs(fee_fen)::varchar, 12, '0') || ' ' ||
             (case when amount_fen - fee_fen >= 0 then 'C' else 'D' end)
             || lpad(abs(amount_fen - fee_fen)::varchar, 12, '0') || ' ' || '0001' || ' ' || rpad('', 15, ' ') || ' ' ||
@@ -590,7 +593,8 @@ def _unionpay_zm(con, rows_sql: str) -> str:
             (case when amount_fen - fee_fen >= 0 then 'C' else 'D' end)
             || lpad(abs(amount_fen - fee_fen)::varchar, 12, '0') || ' ' || '00000000' || ' ' || rpad('', 32, ' ') || ' '
             || lpad('0', 13, '0') || ' ' || lpad('0', 13, '0') || ' ' || lpad('0', 12, '0') || ' ' || '00' || ' '
-            || '1' || ' ' || rpad(case kind when 'refund' then order_id else '' end, 32, ' ') || ' ' || rpad('', 98, ' ')
+            || '1' || ' ' || rpad(case kind when 'refund' then order_id else '' end, 32, ' ') || ' '
+            || rpad('', 98, ' ')
             as line
         from ({rows_sql}) order by event_s, seq, copy_no
         """,
@@ -678,9 +682,9 @@ def simulate(p: WorldParams, out: Path) -> dict:
                     rel = f"wechat/wechat_{mrow['wechat_mch_id']}_{d:%Y%m%d}_ALL.csv"
                     if empty and (mi, channel, d) == empty:
                         data = (
-                            "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]>"
-                            "</return_msg><error_code><![CDATA[20002]]></error_code></xml>"
-                        ).encode()
+                            b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]>"
+                            b"</return_msg><error_code><![CDATA[20002]]></error_code></xml>"
+                        )
                     else:
                         data = _wechat_bill(con, rows, bool(mrow["wechat_legacy"])).encode("utf-8")
                     key = mrow["wechat_mch_id"]

@@ -22,22 +22,36 @@ detail as (
     union all
     select
         file_version_id,
-        count(*),
-        sum(case when row_kind = 'payment' then amount_fen else 0 end),
+        count(*) as row_count,
+        sum(case when row_kind = 'payment' then amount_fen else 0 end) as payment_fen,
         -- Alipay prints the refund total negative
-        sum(case when row_kind = 'refund' then amount_fen else 0 end),
+        sum(case when row_kind = 'refund' then amount_fen else 0 end) as refund_fen,
         -- and the 汇总 服务费 total with the file's own sign (charged fees negative)
-        -sum(fee_fen),
-        null,
-        null
+        -sum(fee_fen) as fee_fen,
+        cast(null as bigint) as credit_fen,
+        cast(null as bigint) as debit_fen
     from {{ ref('stg_alipay__trade_bill_lines') }}
     group by file_version_id
     union all
-    select file_version_id, count(*), sum(amount_fen), null, null, null, null
+    select
+        file_version_id,
+        count(*) as row_count,
+        sum(amount_fen) as payment_fen,
+        cast(null as bigint) as refund_fen,
+        cast(null as bigint) as fee_fen,
+        cast(null as bigint) as credit_fen,
+        cast(null as bigint) as debit_fen
     from {{ ref('stg_bank__payout_result_lines') }}
     group by file_version_id
     union all
-    select file_version_id, null, null, null, null, sum(credit_fen), sum(debit_fen)
+    select
+        file_version_id,
+        cast(null as bigint) as row_count,
+        cast(null as bigint) as payment_fen,
+        cast(null as bigint) as refund_fen,
+        cast(null as bigint) as fee_fen,
+        sum(credit_fen) as credit_fen,
+        sum(debit_fen) as debit_fen
     from {{ ref('stg_bank__statement_lines') }}
     group by file_version_id
 ),
@@ -63,7 +77,8 @@ compared as (
 )
 
 select * from compared
-where (ctl_row_count is not null and ctl_row_count <> coalesce(row_count, 0))
+where
+    (ctl_row_count is not null and ctl_row_count <> coalesce(row_count, 0))
     or (ctl_payment_fen is not null and ctl_payment_fen <> coalesce(payment_fen, 0))
     or (ctl_refund_fen is not null and ctl_refund_fen <> coalesce(refund_fen, 0))
     or (ctl_fee_fen is not null and ctl_fee_fen <> coalesce(fee_fen, 0))

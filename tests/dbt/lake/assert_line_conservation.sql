@@ -3,7 +3,10 @@
 with
 
 landed as (
-    select file_version_id, lines_total, lines_other
+    select
+        file_version_id,
+        lines_total,
+        lines_other
     from {{ ref('stg_lake__file_deliveries') }}
     where file_status in ('current', 'superseded')
 ),
@@ -16,21 +19,28 @@ raw_lines as (
         ('raw_internal', 'internal_payouts'), ('raw_internal', 'internal_recharges'),
     ] %}
     {%- for src, tbl in raw %}
-    select file_version_id, line_span from {{ source(src, tbl) }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select
+            file_version_id,
+            line_span
+        from {{ source(src, tbl) }}
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 ),
 
 staged as (
-    select file_version_id, sum(line_span) as detail_lines
+    select
+        file_version_id,
+        sum(line_span) as detail_lines
     from raw_lines
     group by file_version_id
 ),
 
 quarantined as (
-    select file_version_id, sum(line_span) as quarantined_lines
+    select
+        file_version_id,
+        sum(line_span) as quarantined_lines
     from {{ ref('stg_lake__quarantine_lines') }}
     group by file_version_id
 )
@@ -44,5 +54,6 @@ select
 from landed
 left join staged on landed.file_version_id = staged.file_version_id
 left join quarantined on landed.file_version_id = quarantined.file_version_id
-where landed.lines_total
+where
+    landed.lines_total
     <> coalesce(staged.detail_lines, 0) + coalesce(quarantined.quarantined_lines, 0) + landed.lines_other

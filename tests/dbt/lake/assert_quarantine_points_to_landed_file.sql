@@ -1,5 +1,7 @@
 -- INV-03: every quarantined row belongs to a landed file version (never to a rejected or unknown one).
-select q.file_version_id, q.line_no
+select
+    q.file_version_id,
+    q.line_no
 from {{ ref('stg_lake__quarantine_lines') }} as q
 left join (
     select distinct file_version_id from {{ ref('stg_lake__file_deliveries') }}

@@ -8,16 +8,22 @@ staged as (
         'stg_internal__refunds', 'stg_internal__payout_events', 'stg_internal__recharges',
     ] %}
     {%- for m in models %}
-    select distinct '{{ m }}' as model_name, file_version_id from {{ ref(m) }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
+        select distinct
+            '{{ m }}' as model_name,
+            file_version_id
+        from {{ ref(m) }}
+        {%- if not loop.last %}
+            union all
+        {%- endif %}
     {%- endfor %}
 )
 
-select staged.model_name, staged.file_version_id
+select
+    staged.model_name,
+    staged.file_version_id
 from staged
 left join (
-    select file_version_id from {{ ref('stg_lake__file_deliveries') }} where file_status = 'current'
+    select file_version_id from {{ ref('stg_lake__file_deliveries') }}
+    where file_status = 'current'
 ) as cur on staged.file_version_id = cur.file_version_id
 where cur.file_version_id is null
