@@ -16,13 +16,15 @@ from tally.simulate import WorldParams, simulate
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def dbt(args: list[str], data_dir: Path, warehouse: Path) -> None:
+def dbt(args: list[str], data_dir: Path, warehouse: Path, target_path: Path | None = None, quiet: bool = False) -> None:
     """Run dbt in the project with the given lake and warehouse; raise on failure (models or tests)."""
     env = dict(os.environ, TALLY_DATA_DIR=str(data_dir), TALLY_DUCKDB_PATH=str(warehouse),
                DBT_PROFILES_DIR=str(PROJECT_DIR))
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).with_name("dbt")
-    cmd = [str(exe), *args, "--project-dir", str(PROJECT_DIR)]
+    cmd = [str(exe), *(["--quiet"] if quiet else []), *args, "--project-dir", str(PROJECT_DIR)]
+    if target_path is not None:
+        cmd += ["--target-path", str(target_path)]
     if subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed")
 

@@ -662,13 +662,15 @@ def simulate(p: WorldParams, out: Path) -> dict:
             '%Y%m%d') || '22' || digits(pay_seq, 18) where merchant_idx = {mi} and channel = 'wechat'
             and bill_date = '{d}'"""
         )
-        con.execute(f"""update ref set channel = 'alipay', channel_refund_serial = refund_id
+        con.execute(f"""update ref set channel = 'alipay', channel_refund_serial = refund_id,
+            channel_serial = (select p.channel_serial from pay as p where p.pay_seq = ref.pay_seq)
             where pay_seq in (select pay_seq from pay where merchant_idx = {mi} and channel = 'alipay'
             and bill_date = '{d}')""")
         # Refunds of earlier WeChat payments that would fall on the empty day are not made at all.
         con.execute(f"delete from ref where merchant_idx = {mi} and channel = 'wechat' and bill_date = '{d}'")
         truth.append(_truth("empty_day", "wechat", d, merchants[mi]["wechat_mch_id"], "", ""))
 
+    balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
     for d in dates:
         deliver_day = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0))
         for mrow in merchants:
@@ -718,7 +720,8 @@ def simulate(p: WorldParams, out: Path) -> dict:
 
         deliveries.extend(_internal_dumps(con, p, d, deliver_day))
         deliveries.append(_payout_result(con, p, d, deliver_day))
-        deliveries.append(_bank_statement(con, p, d, deliver_day))
+        statement, balance_fen = _bank_statement(con, p, d, deliver_day, balance_fen)
+        deliveries.append(statement)
 
     truth.extend(_row_truth(con, p))
     for dl in deliveries:
@@ -931,12 +934,12 @@ def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delive
     ).fetchall()[0]
     batch = f"B{d:%Y%m%d}{di + 1:06d}"
     head = f"H|{batch}|{d:%Y%m%d}|" + "|".join(str(int(x)) for x in h)
-    data = (head + "\n" + body.replace("\n", "\r\n")).encode("gbk")
+    data = (head + "\r\n" + body.replace("\n", "\r\n")).encode("gbk")
     return Delivery(f"{_delivery_dir(when.date())}/bank/PAYOUT_{PAYOUT_ACCOUNT_NO}_{batch}_{d:%Y%m%d}_RESULT.txt",
                     data, when)
 
 
-def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delivery:
+def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_fen: int) -> tuple[Delivery, int]:
     """Our settlement account's statement for day d (GBK CSV, header block, thousands separators, 合计 row).
 
     Credits: each channel's net for bill date d-1 per merchant account (T+1), offline recharges, payout returns.
@@ -993,7 +996,7 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Deliv
         con,
         f"""
         with e as (select *, row_number() over (order by t, ord, seq) as rn from ({entries})),
-        b as (select *, 100000000000 + sum(credit - debit) over (order by rn) as balance from e)
+        b as (select *, {opening_fen} + sum(credit - debit) over (order by rn) as balance from e)
         select concat_ws(',', strftime(make_timestamp(t * 1000000), '%Y-%m-%d'),
             strftime(make_timestamp(t * 1000000), '%H:%M:%S'),
             -- transfers after 17:15 are booked the next day
@@ -1015,5 +1018,6 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Deliv
         + body.replace("\n", "\r\n")
         + f'合计,,,"{y(tot[0])}","{y(tot[1])}",,,,,,,\r\n'
     )
+    closing = opening_fen + int(tot[1]) - int(tot[0])
     return Delivery(f"{_delivery_dir(when.date())}/bank/bank_statement_{OUR_BANK_ACCOUNT}_{d:%Y%m%d}.csv",
-                    text.encode("gbk"), when)
+                    text.encode("gbk"), when), closing
