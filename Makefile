@@ -21,6 +21,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check scripts tests
+	@mkdir -p data/warehouse  # sqlfluff's dbt templater opens the DuckDB profile
 	$(BIN)/sqlfluff lint models macros tests/dbt --processes 2
 
 pytest: venv
