@@ -235,6 +235,20 @@ def _csv_records(lines: list[str], first_line_no: int, n_fields: int, strip: str
         yield first_line_no + start, pos - start, fields, buf
 
 
+def _collect_csv(lines: list[str], first_line_no: int, n_fields: int, strip: str = ""):
+    """Split CSV records into accepted rows (with lineage) and refused ones (pre-quarantine)."""
+    rows, line_no, spans, raws, pre = [], [], [], [], []
+    for ln_no, span, fields, raw in _csv_records(lines, first_line_no, n_fields, strip):
+        if fields is None:
+            pre.append((ln_no, span, "field_count", f"not a {n_fields}-field CSV record", raw))
+        else:
+            rows.append(fields)
+            line_no.append(ln_no)
+            spans.append(span)
+            raws.append(raw)
+    return rows, line_no, spans, raws, pre
+
+
 def parse_wechat(data: bytes, name: str) -> Parsed:
     text = _decode(data, "utf-8", name)
     m = re.search(r"wechat_(\d{8,10})_(\d{8})_(ALL|SUCCESS|REFUND)", name)
@@ -308,15 +322,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     end_at = next((i for i in range(head_at + 1, len(lines)) if lines[i].startswith("#")), len(lines))
     if any(not ln.startswith("#") for ln in lines[end_at:]):
         raise Rejected(f"{name}: detail lines after the #…明细列表结束 footer")
-    rows, line_no, spans, raws, pre = [], [], [], [], []
-    for ln_no, span, fields, raw in _csv_records(lines[head_at + 1:end_at], head_at + 2, len(header), "\t "):
-        if fields is None:
-            pre.append((ln_no, span, "field_count", f"not a {len(header)}-field CSV record", raw))
-        else:
-            rows.append(fields)
-            line_no.append(ln_no)
-            spans.append(span)
-            raws.append(raw)
+    rows, line_no, spans, raws, pre = _collect_csv(lines[head_at + 1:end_at], head_at + 2, len(header), "\t ")
     controls: dict[str, int | None] = {}
     for c in comments:
         if mt := re.match(r"#交易合计：(\d+)笔，商家实收共(-?[\d.]+)元", c):
@@ -424,15 +430,7 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     if total_at != len(lines) - 1:
         raise Rejected(f"{name} line {total_at + 2}: content after the 合计 row")
     tot = next(csv.reader([lines[total_at]]))
-    rows, line_no, spans, raws, pre = [], [], [], [], []
-    for ln_no, span, fields, raw in _csv_records(lines[3:total_at], 4, len(header)):
-        if fields is None:
-            pre.append((ln_no, span, "field_count", f"not a {len(header)}-field CSV record", raw))
-        else:
-            rows.append(fields)
-            line_no.append(ln_no)
-            spans.append(span)
-            raws.append(raw)
+    rows, line_no, spans, raws, pre = _collect_csv(lines[3:total_at], 4, len(header))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
@@ -452,15 +450,7 @@ def _parse_internal(fmt: Format):
             raise Rejected(f"{name}: empty file, not even a header (an empty dump still has its header)")
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
-        rows, line_no, spans, raws, pre = [], [], [], [], []
-        for ln_no, span, fields, raw in _csv_records(lines[1:], 2, len(header)):
-            if fields is None:
-                pre.append((ln_no, span, "field_count", f"not a {len(header)}-field CSV record", raw))
-            else:
-                rows.append(fields)
-                line_no.append(ln_no)
-                spans.append(span)
-                raws.append(raw)
+        rows, line_no, spans, raws, pre = _collect_csv(lines[1:], 2, len(header))
         return Parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
                       spans, raws, pre, {})
 
@@ -512,14 +502,12 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
     if n:
         bad_ctrl = pc.match_substring_regex(raw, CONTROL_CHARS.pattern).to_numpy(zero_copy_only=False)
         reason[bad_ctrl] = "control_char|line holds NUL or control characters"
-        too_long = (pc.utf8_length(raw).to_numpy(zero_copy_only=False) > 64 * 1024)
-        reason[too_long & (reason == "")] = f"line_too_long|over {64 * 1024} characters"
+        too_long = pc.utf8_length(raw).to_numpy(zero_copy_only=False) > MAX_LINE_CHARS
+        reason[too_long & (reason == "")] = f"line_too_long|over {MAX_LINE_CHARS} characters"
     for c in p.fmt.columns:
         if not c.pattern or not n or cols[c.name].null_count == n:
             continue
         ok = pc.fill_null(pc.match_substring_regex(cols[c.name], c.pattern), False).to_numpy(zero_copy_only=False)
-        if cols[c.name].null_count == n:
-            continue
         fresh = (~ok) & (reason == "")
         if fresh.any():
             vals = cols[c.name].to_pylist()
