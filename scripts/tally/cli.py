@@ -41,6 +41,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from tally.score import score
+
+    result = score(Path(args.world), Path(args.warehouse))
+    print(result.report())
+    return 0 if result.perfect else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--days", type=int, default=3)
     s.add_argument("--daily-volume", type=int, default=2000)
     s.set_defaults(func=_demo)
+
+    s = sub.add_parser("score", help="compare the reconciliation facts with the simulator's ground truth")
+    s.add_argument("--world", default="data/world", help="the simulated world (default: data/world)")
+    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.set_defaults(func=_score)
 
     args = parser.parse_args(argv)
     return args.func(args)

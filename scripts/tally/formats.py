@@ -17,6 +17,7 @@ FEN = r"^\d{1,15}$"
 DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 DATE = r"^\d{4}-\d{2}-\d{2}$"
 TIME = r"^\d{2}:\d{2}:\d{2}$"
+COMPACT_TIMESTAMP = r"^20\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d$"
 OPT = "|^$"  # appended to a pattern: the value may be empty
 
 
@@ -27,6 +28,7 @@ class Column:
     pattern: str | None = None  # strict regex the (trimmed) text must match
     is_id: bool = False  # an identifier: E-notation here means Excel damaged the file
     required: bool = True  # must exist in the header (legacy layouts lack some)
+    pan_free: bool = False  # its pattern proves it is no card number (e.g. a timestamp): never masked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +197,8 @@ BANK_PAYOUT_RESULT = Format(
         C("bank_code", ()),
         C("message", ()),
         C("bank_serial", (), r"^[A-Za-z0-9]{0,32}$", is_id=True),
-        C("finished_at", (), r"^\d{14}$"),
+        # yyyyMMddHHmmss: 14 digits, so without the strict shape it could pass for a card number and be masked
+        C("finished_at", (), COMPACT_TIMESTAMP, pan_free=True),
     ),
     amount_column="amount_fen",
 )
@@ -222,7 +225,7 @@ BANK_STATEMENT = Format(
 )
 
 
-def _internal(name: str, cols: tuple[Column, ...], amount: str = "amount_fen") -> Format:
+def _internal(name: str, cols: tuple[Column, ...], amount: str | None = "amount_fen") -> Format:
     return Format(f"internal_{name}", "internal", name, cols, amount_column=amount)
 
 
@@ -286,6 +289,18 @@ INTERNAL_RECHARGES = _internal(
         C("applied_at", (), DATETIME),
     ),
 )
+# Accepted break dispositions, filed by analysts as a CSV landed like any other file (append-only decisions).
+INTERNAL_DISPOSITIONS = _internal(
+    "dispositions",
+    (
+        C("recon_key", (), r"^[A-Za-z_]+\|[^,\s]{1,200}$", is_id=True),
+        C("disposition", (), r"^(refund_original_route|payout|chase_funds|ignore_out_of_system|manual_review)$"),
+        C("decided_by", (), r"^\S{1,64}$"),
+        C("decided_at", (), DATETIME),
+        C("note", ()),
+    ),
+    amount=None,
+)
 
 FORMATS = {
     f.name: f
@@ -299,6 +314,7 @@ FORMATS = {
         INTERNAL_REFUNDS,
         INTERNAL_PAYOUTS,
         INTERNAL_RECHARGES,
+        INTERNAL_DISPOSITIONS,
     )
 }
 

@@ -33,6 +33,7 @@ from tally.formats import (
     BANK_PAYOUT_RESULT,
     BANK_STATEMENT,
     FORMATS,
+    INTERNAL_DISPOSITIONS,
     INTERNAL_PAYMENTS,
     INTERNAL_PAYOUTS,
     INTERNAL_RECHARGES,
@@ -475,7 +476,7 @@ def detect(data: bytes, name: str):
         return parse_payout_result
     if base.startswith("bank_statement_") and head.startswith("账号:".encode("gbk")):
         return parse_bank_statement
-    for fmt in (INTERNAL_PAYMENTS, INTERNAL_REFUNDS, INTERNAL_PAYOUTS, INTERNAL_RECHARGES):
+    for fmt in (INTERNAL_PAYMENTS, INTERNAL_REFUNDS, INTERNAL_PAYOUTS, INTERNAL_RECHARGES, INTERNAL_DISPOSITIONS):
         if re.fullmatch(rf"internal_{fmt.bill_type}_\d{{8}}\.csv", base):
             return _parse_internal(fmt)
     raise Rejected(f"{name}: unknown file format (not a format Tally knows by name and content)")
@@ -519,7 +520,9 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
         code, detail = reason[i].split("|", 1)
         quarantine.append((p.line_no[i], p.line_span[i], code, detail, p.raw[i]))
     keep = pa.array(reason == "") if n else pa.array([], type=pa.bool_())
-    table = pa.table({k: mask_pans_array(pc.filter(v, keep)) for k, v in cols.items()}) if n else pa.table(
+    pan_free = {c.name for c in p.fmt.columns if c.pan_free}
+    table = pa.table({k: pc.filter(v, keep) if k in pan_free else mask_pans_array(pc.filter(v, keep))
+                      for k, v in cols.items()}) if n else pa.table(
         {k: pa.array([], type=pa.string()) for k in cols} or {c.name: pa.array([], pa.string()) for c in p.fmt.columns})
     table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[reason == ""]
                                                       if n else [], type=pa.int64()))

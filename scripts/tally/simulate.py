@@ -245,7 +245,8 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
     r_rate = rate_bp[r_pay]
     # Fee given back proportionally, half-up to the fen.
     r_fee_back = (fee[r_pay] * r_amount * 2 + amount[r_pay]) // (2 * amount[r_pay])
-    r_frozen = rng.random(len(r_pay)) < p.rate_refund_frozen
+    # Only WeChat's bill lists a refund that is still PROCESSING; Alipay and UnionPay list completed refunds only.
+    r_frozen = (rng.random(len(r_pay)) < p.rate_refund_frozen) & (channel_idx[r_pay] == 0)
     refunds = pa.table(
         {
             "refund_seq": np.arange(len(r_pay)),
@@ -663,6 +664,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
             and bill_date = '{d}'"""
         )
         con.execute(f"""update ref set channel = 'alipay', channel_refund_serial = refund_id,
+            channel_status = 'SUCCESS', anomaly = '',
             channel_serial = (select p.channel_serial from pay as p where p.pay_seq = ref.pay_seq)
             where pay_seq in (select pay_seq from pay where merchant_idx = {mi} and channel = 'alipay'
             and bill_date = '{d}')""")
@@ -722,6 +724,11 @@ def simulate(p: WorldParams, out: Path) -> dict:
         deliveries.append(_payout_result(con, p, d, deliver_day))
         statement, balance_fen = _bank_statement(con, p, d, deliver_day, balance_fen)
         deliveries.append(statement)
+    # The statement of the day after the world: the channels settle its last bill day (T+1), so the world closes.
+    after = dates[-1] + dt.timedelta(days=1)
+    statement, balance_fen = _bank_statement(con, p, after, dt.datetime.combine(after + dt.timedelta(days=1),
+                                                                                dt.time(10, 0)), balance_fen)
+    deliveries.append(statement)
 
     truth.extend(_row_truth(con, p))
     for dl in deliveries:

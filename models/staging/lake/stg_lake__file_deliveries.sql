@@ -5,11 +5,14 @@
     - current / superseded: among the distinct landed files for one (format, merchant, bill date), the latest
       delivery is current, earlier ones are superseded (a re-issued file replaces the old one, both are kept).
     Order is (delivered_at, sha256 / source_path), never landing order, so any landing order gives the same result.
+    With `--vars '{as_of: ...}'` only deliveries known on that date count (see is_known_as_of), so statuses are
+    what they were then: a file re-issued later is still current as of an earlier date.
 */
 with
 
 source as (
     select * from {{ source('lake', 'file_ledger') }}
+    where {{ is_known_as_of('bill_date', 'delivered_at') }}
 ),
 
 firsts as (
