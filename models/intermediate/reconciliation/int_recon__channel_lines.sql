@@ -45,7 +45,9 @@ alipay as (
         bill_date,
         row_kind,
         case when row_kind = 'refund' then refund_id else order_id end as our_id,
-        channel_serial,
+        -- a refund line repeats the payment's trade_no: with the refund request no it names the row
+        case when row_kind = 'refund' then channel_serial || '/' || refund_id else channel_serial end
+            as channel_serial,
         channel_serial as payment_channel_serial,
         order_id,
         refund_id,

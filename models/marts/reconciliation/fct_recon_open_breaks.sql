@@ -1,0 +1,32 @@
+-- One row per break nobody has disposed of yet: the analysts' work queue, oldest first in BI.
+select
+    recon_key,
+    recon_stream,
+    channel,
+    row_kind,
+    bill_date,
+    break_type,
+    break_since,
+    age_days,
+    differing_fields,
+    amount_delta_fen,
+    fee_delta_fen,
+    channel_status,
+    internal_status,
+    channel_amount_fen,
+    internal_amount_fen,
+    merchant_id,
+    channel_merchant_id,
+    order_id,
+    refund_id,
+    payout_id,
+    recharge_id,
+    channel_serial,
+    proposed_disposition,
+    channel_file_version_id,
+    channel_line_no,
+    internal_file_version_id,
+    internal_line_no,
+    as_of_date
+from {{ ref('fct_recon_results') }}
+where recon_state = 'break' and accepted_disposition is null
