@@ -56,6 +56,19 @@ def summary(warehouse: Path) -> str:
             """
         ).fetchall()
         quarantined = con.execute("select count(*) from main_staging.stg_lake__quarantine_lines").fetchall()[0][0]
+        recon = con.execute(
+            """
+            select recon_stream, channel, sum(facts), sum(matched), sum(breaks), sum(open_breaks), sum(in_suspense)
+            from main.rpt_recon_daily_summary group by all order by all
+            """
+        ).fetchall()
+        breaks = con.execute(
+            """
+            select break_type, recon_state, count(*) from main.fct_recon_results
+            where break_type <> 'matched' group by all order by all
+            """
+        ).fetchall()
+        as_of = con.execute("select max(as_of_date) from main.fct_recon_results").fetchall()[0][0]
     finally:
         con.close()
     out = ["files by status: " + ", ".join(f"{s} {n}" for s, n in files)]
@@ -63,6 +76,13 @@ def summary(warehouse: Path) -> str:
     for name, n, fen in lines:
         out.append(f"{name:<22}{n:>10}{fen / 100:>18,.2f}")
     out.append(f"quarantined rows: {quarantined}")
+    out.append(f"reconciliation as of {as_of}")
+    out.append(f"{'stream / channel':<26}{'facts':>8}{'matched':>9}{'rate':>8}{'breaks':>8}{'open':>6}{'suspense':>10}")
+    for stream, channel, facts, matched, n_breaks, open_breaks, suspense in recon:
+        rate = matched / facts if facts else 1.0
+        out.append(f"{stream + ' / ' + channel:<26}{facts:>8}{matched:>9}{rate:>8.2%}{n_breaks:>8}{open_breaks:>6}"
+                   f"{suspense:>10}")
+    out.append("breaks and suspense by type: " + ", ".join(f"{t} ({st}) {n}" for t, st, n in breaks))
     return "\n".join(out)
 
 
