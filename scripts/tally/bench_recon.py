@@ -113,23 +113,29 @@ def build_lake(data_dir: Path, n: int, files: int = 10) -> int:
 
 
 def _bare_join(warehouse: Path) -> tuple[float, int]:
-    """The baseline: one full outer join of the staged channel lines and our payments, with the amount delta."""
+    """The baseline: one full outer join of the staged channel lines and our payments into a persisted 11-column
+    table in the same warehouse file (what one dbt table model does), classified by amount and status."""
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("set threads to 2")
         start = time.perf_counter()
         con.execute(
             """
-            create or replace temp table bare as
-            select coalesce(c.order_id, i.order_id) as order_id, c.amount_fen - i.amount_fen as delta,
+            create or replace table main.bench_bare_join as
+            select coalesce(c.order_id, i.order_id) as order_id, c.channel_serial, c.amount_fen as channel_amount_fen,
+                   i.amount_fen as internal_amount_fen, c.amount_fen - i.amount_fen as amount_delta_fen,
+                   c.fee_fen as channel_fee_fen, c.channel_status, i.status as internal_status,
+                   c.channel_txn_at, i.paid_at as internal_txn_at,
                    case when c.order_id is null then 'internal_only' when i.order_id is null then 'channel_only'
-                        when c.amount_fen <> i.amount_fen then 'amount_mismatch' else 'matched' end as break_type
+                        when c.amount_fen <> i.amount_fen then 'amount_mismatch'
+                        when c.channel_status <> i.status then 'status_mismatch' else 'matched' end as break_type
             from main_staging.stg_wechat__trade_bill_lines as c
             full outer join main_staging.stg_internal__payments as i on c.order_id = i.order_id
             """
         )
         seconds = time.perf_counter() - start
-        rows = con.execute("select count(*) from bare").fetchall()[0][0]
+        rows = con.execute("select count(*) from main.bench_bare_join").fetchall()[0][0]
+        con.execute("drop table main.bench_bare_join")
     finally:
         con.close()
     return seconds, rows
