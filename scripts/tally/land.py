@@ -20,6 +20,7 @@ import re
 import sys
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -162,8 +163,11 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
         if info.file_size > MAX_EXPANDED_BYTES or info.file_size > MAX_RATIO * max(info.compress_size, 1) + 4096:
             raise Rejected(f"{name}: archive member {n!r} expands {info.file_size} bytes from "
                            f"{info.compress_size}: over the size/ratio limit (zip bomb?)")
-        with zf.open(info) as fh:  # read with a counter: the header's size may lie
-            chunk = fh.read(info.file_size + 1)
+        try:
+            with zf.open(info) as fh:  # read with a counter: the header's size may lie
+                chunk = fh.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise Rejected(f"{name}: archive member {n!r} cannot be read ({e}); truncated download?") from None
         if len(chunk) > info.file_size:
             raise Rejected(f"{name}: archive member {n!r} is larger than its header says (zip bomb?)")
         total += len(chunk)
@@ -256,7 +260,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
         if "No Bill Exist" in text or "NO_STATEMENT_EXIST" in text:
             if not m:
                 raise Rejected(f"{name}: WeChat 'No Bill Exist' body, but the file name does not say merchant/date")
-            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(_split_lines(text)),
+            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(_split_lines(text)),
                           len(_split_lines(text)), {}, [], [], [], [], {"ctl_row_count": 0}, is_empty_day=True)
         raise Rejected(f"{name} line 1: WeChat returned an error body instead of a bill")
     lines = _split_lines(text)
@@ -280,7 +284,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
         "ctl_row_count": int(float(summ["总交易单数"])),
         "ctl_payment_fen": _yuan_to_fen(summ.get("应结订单总金额", summ.get("总交易额", "")), name, "应结订单总金额"),
         "ctl_refund_fen": _yuan_to_fen(summ.get("退款总金额", summ.get("总退款金额", "")), name, "退款总金额"),
-        "ctl_fee_fen": _yuan_to_fen(summ["手续费总金额"], name, "手续费总金额"),
+        "ctl_fee_fen": _yuan_to_fen(summ.get("手续费总金额", ""), name, "手续费总金额"),
     }
     detail = lines[1:summary_at]
     n = len(header)
@@ -297,7 +301,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
             line_no.append(i)
             spans.append(1)
             raws.append(ln)
-    return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines) - len(detail),
+    return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines) - len(detail),
                   _columns_from_rows(WECHAT_TRADE, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -310,13 +314,18 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     text = _decode(members[detail_name], "gbk", f"{name}!{detail_name}")
     lines = _split_lines(text)
     comments = [ln for ln in lines if ln.startswith("#")]
-    acct = next((re.search(r"\[(\d{16})0156\]", c) for c in comments if c.startswith("#账号")), None)
-    start = next((re.search(r"(\d{4})年(\d{2})月(\d{2})日", c) for c in comments if c.startswith("#起始日期")), None)
+    acct_at = next((i for i, ln in enumerate(lines) if ln.startswith("#账号")), None)
+    start_at = next((i for i, ln in enumerate(lines) if ln.startswith("#起始日期")), None)
+    acct = re.search(r"\[(\d{16})0156\]", lines[acct_at]) if acct_at is not None else None
+    start = re.search(r"(\d{4})年(\d{2})月(\d{2})日", lines[start_at]) if start_at is not None else None
     if not acct or not start:
         raise Rejected(f"{name}: the #账号 / #起始日期 comment lines are missing or malformed")
+    bill_date = _ymd("".join(start.groups()), f"{name}!{detail_name}")
     if not any(c.startswith("#交易合计") for c in comments):
         raise Rejected(f"{name}: no #交易合计 footer (truncated file?)")
-    head_at = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    head_at = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), None)
+    if head_at is None:
+        raise Rejected(f"{name}!{detail_name}: only # comment lines, no header line (truncated file?)")
     header = [h.strip("\t ") for h in next(csv.reader([lines[head_at]]))]
     idx = _header_index(ALIPAY_TRADE, header, name, head_at + 1)
     end_at = next((i for i in range(head_at + 1, len(lines)) if lines[i].startswith("#")), len(lines))
@@ -344,7 +353,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
             sv = s_total.split(",")
             if "服务费(元)" in sh:
                 controls["ctl_fee_fen"] = _yuan_to_fen(sv[sh.index("服务费(元)")], name, "汇总 服务费")
-    return Parsed(ALIPAY_TRADE, acct.group(1), dt.date(*map(int, start.groups())), total, other,
+    return Parsed(ALIPAY_TRADE, acct.group(1), bill_date, total, other,
                   _columns_from_rows(ALIPAY_TRADE, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -354,7 +363,7 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
     if len(zm) != 1:
         raise Rejected(f"{name}: expected one INN<yymmdd>88ZM_<merId> member, found {sorted(members)}")
     mt = re.fullmatch(r"INN(\d{6})88ZM_(\d{15})(\.txt)?", zm[0])
-    bill_date = dt.datetime.strptime("20" + mt.group(1), "%Y%m%d").date()
+    bill_date = _ymd("20" + mt.group(1), f"{name}!{zm[0]}")
     raw_lines = members[zm[0]].split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
@@ -374,7 +383,8 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
         try:
             txt = sliced.cast(pa.string())
         except pa.ArrowInvalid:  # a non-ASCII (GBK) field: decode it by bytes, as the SDK does
-            txt = pa.array([v.decode("gbk") for v in sliced.to_pylist()], type=pa.string())
+            txt = pa.array([_gbk_field(v, name, good_idx[j] + 1, fname) for j, v in enumerate(sliced.to_pylist())],
+                           type=pa.string())
         columns[fname] = pc.utf8_trim_whitespace(txt)
     raws = [raw_lines[i].decode("gbk", errors="backslashreplace") for i in good_idx]
     # ZME (error/adjustment) rows are not parsed yet: they are quarantined, never silently ignored.
@@ -389,6 +399,14 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
                   [1] * len(good_idx), raws, pre, {})
 
 
+def _gbk_field(b: bytes, name: str, line_no: int, column: str) -> str:
+    try:
+        return b.decode("gbk")
+    except UnicodeDecodeError as e:
+        raise Rejected(f"{name} line {line_no} column {column}: bytes are not valid gbk ({e.reason}); "
+                       "wrong encoding?") from None
+
+
 def parse_payout_result(data: bytes, name: str) -> Parsed:
     lines = _split_lines(_decode(data, "gbk", name))
     if not lines or not lines[0].startswith("H|"):
@@ -397,7 +415,7 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
     if len(h) != 9 or not all(x.isdigit() for x in h[2:]):
         raise Rejected(f"{name} line 1: malformed batch header {lines[0]!r}")
     m = re.search(r"PAYOUT_([A-Za-z0-9]+)_([A-Za-z0-9]+)_(\d{8})_RESULT", name)
-    merchant = f"{m.group(1)}/{h[1]}" if m else h[1]
+    merchant = f"{m.group(1)}/{h[1]}"
     rows, line_no, raws, pre = [], [], [], []
     n = len(BANK_PAYOUT_RESULT.columns)
     for i, ln in enumerate(lines[1:], start=2):
@@ -410,7 +428,7 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
             raws.append(ln)
     idx = {c.name: i for i, c in enumerate(BANK_PAYOUT_RESULT.columns)}
     controls = {"ctl_row_count": int(h[3]), "ctl_payment_fen": int(h[4])}
-    return Parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2]), len(lines), 1,
+    return Parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2], name), len(lines), 1,
                   _columns_from_rows(BANK_PAYOUT_RESULT, idx, rows), line_no, [1] * len(rows), raws, pre, controls)
 
 
@@ -418,10 +436,11 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     lines = _split_lines(_decode(data, "gbk", name))
     if len(lines) < 3 or not lines[0].startswith("账号:"):
         raise Rejected(f"{name} line 1: a bank statement starts with the 账号: block")
-    acct = lines[0].split(",")[1].strip()
+    acct = (lines[0].split(",") + [""])[1].strip()
     dm = re.match(r"起始日期:,(\d{4}-\d{2}-\d{2}),终止日期:,(\d{4}-\d{2}-\d{2})", lines[1])
     if not dm or dm.group(1) != dm.group(2):
         raise Rejected(f"{name} line 2: expected a one-day 起始日期/终止日期 range")
+    bill_date = _ymd(dm.group(1).replace("-", ""), name)
     header = next(csv.reader([lines[2]]))
     idx = _header_index(BANK_STATEMENT, header, name, 3)
     total_at = next((i for i in range(3, len(lines)) if lines[i].startswith("合计")), None)
@@ -430,13 +449,15 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     if total_at != len(lines) - 1:
         raise Rejected(f"{name} line {total_at + 2}: content after the 合计 row")
     tot = next(csv.reader([lines[total_at]]))
+    if len(tot) != len(header):
+        raise Rejected(f"{name} line {total_at + 1}: the 合计 row has {len(tot)} fields, the header {len(header)}")
     rows, line_no, spans, raws, pre = _collect_csv(lines[3:total_at], 4, len(header))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
         "ctl_credit_fen": _yuan_to_fen(tot[idx["credit_amount"]], name, "合计 贷方"),
     }
-    return Parsed(BANK_STATEMENT, acct, _ymd(dm.group(1).replace("-", "")), len(lines), 4,
+    return Parsed(BANK_STATEMENT, acct, bill_date, len(lines), 4,
                   _columns_from_rows(BANK_STATEMENT, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -451,20 +472,25 @@ def _parse_internal(fmt: Format):
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
         rows, line_no, spans, raws, pre = _collect_csv(lines[1:], 2, len(header))
-        return Parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
+        return Parsed(fmt, "", _ymd(m.group(1), name), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
                       spans, raws, pre, {})
 
     return parse
 
 
-def _ymd(s: str) -> dt.date:
-    return dt.datetime.strptime(s, "%Y%m%d").date()
+def _ymd(s: str, name: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(s, "%Y%m%d").date()
+    except ValueError:
+        raise Rejected(f"{name}: {s!r} is not a real date (yyyymmdd)") from None
 
 
 def detect(data: bytes, name: str):
     """Pick the parser by name and content; an unknown file is rejected, never guessed."""
     base = os.path.basename(name)
     head = data[:4096]
+    if not data:  # no format is empty: an empty day still has its header or the channel's 'no bill' body
+        raise Rejected(f"{name}: zero-byte file (failed download?); an empty day still has a header or 'no bill' body")
     if re.fullmatch(r"wechat_\d+_\d{8}_(ALL|SUCCESS|REFUND)(\.[A-Za-z0-9]+)?\.csv", base):
         return parse_wechat  # the parser decodes strictly and checks the header, with a precise message
     if base.endswith(".csv.zip") and re.match(r"\d{16}0156_\d{8}", base) and head.startswith(b"PK"):
