@@ -320,7 +320,15 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     start = re.search(r"(\d{4})年(\d{2})月(\d{2})日", lines[start_at]) if start_at is not None else None
     if not acct or not start:
         raise Rejected(f"{name}: the #账号 / #起始日期 comment lines are missing or malformed")
-    bill_date = _ymd("".join(start.groups()), f"{name}!{detail_name}")
+    # The header must describe the file that was asked for (bad input #7): account and day from the file name.
+    where, want = f"{name}!{detail_name}", re.match(r"(\d{16})0156_(\d{8})", os.path.basename(name))
+    if acct.group(1) != want.group(1):
+        raise Rejected(f"{where} line {acct_at + 1}: #账号 [{acct.group(1)}0156] does not match the file name's "
+                       f"account {want.group(1)}0156")
+    bill_date, name_date = _ymd("".join(start.groups()), where), _ymd(want.group(2), name)
+    if bill_date != name_date:
+        raise Rejected(f"{where} line {start_at + 1}: #起始日期 {bill_date} does not match the file name's bill date "
+                       f"{name_date}")
     if not any(c.startswith("#交易合计") for c in comments):
         raise Rejected(f"{name}: no #交易合计 footer (truncated file?)")
     head_at = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), None)
@@ -364,6 +372,11 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
         raise Rejected(f"{name}: expected one INN<yymmdd>88ZM_<merId> member, found {sorted(members)}")
     mt = re.fullmatch(r"INN(\d{6})88ZM_(\d{15})(\.txt)?", zm[0])
     bill_date = _ymd("20" + mt.group(1), f"{name}!{zm[0]}")
+    want = re.match(r"(\d{15})_(\d{8})", os.path.basename(name))
+    name_date = _ymd(want.group(2), name)
+    if mt.group(2) != want.group(1) or bill_date != name_date:  # the member must be the file asked for (#7)
+        raise Rejected(f"{name}: member {zm[0]} is for merchant {mt.group(2)} on {bill_date}, the file name says "
+                       f"merchant {want.group(1)} on {name_date}")
     raw_lines = members[zm[0]].split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
@@ -415,6 +428,12 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
     if len(h) != 9 or not all(x.isdigit() for x in h[2:]):
         raise Rejected(f"{name} line 1: malformed batch header {lines[0]!r}")
     m = re.search(r"PAYOUT_([A-Za-z0-9]+)_([A-Za-z0-9]+)_(\d{8})_RESULT", name)
+    if (h[1], h[2]) != (m.group(2), m.group(3)):
+        raise Rejected(f"{name} line 1: header batch {h[1]} date {h[2]} does not match the file name's batch "
+                       f"{m.group(2)} date {m.group(3)}")
+    if len(lines) - 1 != int(h[3]):
+        raise Rejected(f"{name}: the H| header announces {int(h[3])} records, the file has {len(lines) - 1} "
+                       "record lines (truncated file?)")
     merchant = f"{m.group(1)}/{h[1]}"
     rows, line_no, raws, pre = [], [], [], []
     n = len(BANK_PAYOUT_RESULT.columns)
@@ -436,11 +455,18 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     lines = _split_lines(_decode(data, "gbk", name))
     if len(lines) < 3 or not lines[0].startswith("账号:"):
         raise Rejected(f"{name} line 1: a bank statement starts with the 账号: block")
+    want = re.fullmatch(r"bank_statement_(\d+)_(\d{8})\.csv", os.path.basename(name))
+    if want is None:
+        raise Rejected(f"{name}: a bank statement must be named bank_statement_<account>_<yyyymmdd>.csv")
     acct = (lines[0].split(",") + [""])[1].strip()
+    if acct != want.group(1):  # the header must describe the file that was asked for (bad input #7)
+        raise Rejected(f"{name} line 1: 账号 {acct!r} does not match the file name's account {want.group(1)!r}")
     dm = re.match(r"起始日期:,(\d{4}-\d{2}-\d{2}),终止日期:,(\d{4}-\d{2}-\d{2})", lines[1])
     if not dm or dm.group(1) != dm.group(2):
         raise Rejected(f"{name} line 2: expected a one-day 起始日期/终止日期 range")
-    bill_date = _ymd(dm.group(1).replace("-", ""), name)
+    bill_date, name_date = _ymd(dm.group(1).replace("-", ""), name), _ymd(want.group(2), name)
+    if bill_date != name_date:
+        raise Rejected(f"{name} line 2: 起始日期 {bill_date} does not match the file name's bill date {name_date}")
     header = next(csv.reader([lines[2]]))
     idx = _header_index(BANK_STATEMENT, header, name, 3)
     total_at = next((i for i in range(3, len(lines)) if lines[i].startswith("合计")), None)
