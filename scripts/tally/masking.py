@@ -7,8 +7,10 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# 13-19 digits not glued to other digits: the shape of a card number (PAN).
-PAN_CANDIDATE = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+# 13-19 digits not glued to other letters or digits: the shape of a card number (PAN). The same token rule as
+# the dbt `no_unmasked_pan` test (maximal runs of [0-9A-Za-z]): digits inside an id such as CMB2024030400000009
+# are part of that id, and masking them would corrupt a join key.
+PAN_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d{13,19}(?![0-9A-Za-z])")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -37,7 +39,7 @@ def mask_pans_array(arr: pa.Array) -> pa.Array:
     """Vectorised: only values that contain a candidate digit run go through Python."""
     if len(arr) == 0:
         return arr
-    hit = pc.fill_null(pc.match_substring_regex(arr, r"(^|\D)\d{13,19}(\D|$)"), False)
+    hit = pc.fill_null(pc.match_substring_regex(arr, r"(^|[^0-9A-Za-z])\d{13,19}([^0-9A-Za-z]|$)"), False)
     if not pc.any(hit).as_py():
         return arr
     values = arr.to_pylist()
