@@ -33,6 +33,8 @@ from tally.formats import (
     ALIPAY_TRADE,
     BANK_PAYOUT_RESULT,
     BANK_STATEMENT,
+    BILL_WINDOW_DAYS_AFTER,
+    BILL_WINDOW_DAYS_BEFORE,
     FORMATS,
     INTERNAL_PAYMENTS,
     INTERNAL_PAYOUTS,
@@ -565,19 +567,45 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
             vals = cols[c.name].to_pylist()
             for i in np.flatnonzero(fresh):
                 reason[i] = f"pattern|column {c.name}: {mask_pans(str(vals[i]))!r} does not match {c.pattern}"
+    _check_calendar(p, cols, reason)
     quarantine = list(p.pre_quarantine)
     bad = np.flatnonzero(reason != "")
     for i in bad:
         code, detail = reason[i].split("|", 1)
         quarantine.append((p.line_no[i], p.line_span[i], code, detail, p.raw[i]))
     keep = pa.array(reason == "") if n else pa.array([], type=pa.bool_())
-    table = pa.table({k: mask_pans_array(pc.filter(v, keep)) for k, v in cols.items()}) if n else pa.table(
+    dated = {c.name for c in p.fmt.columns if c.calendar}  # proven dates/times above, not card numbers
+    table = pa.table({k: pc.filter(v, keep) if k in dated else mask_pans_array(pc.filter(v, keep))
+                      for k, v in cols.items()}) if n else pa.table(
         {k: pa.array([], type=pa.string()) for k in cols} or {c.name: pa.array([], pa.string()) for c in p.fmt.columns})
     table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[reason == ""]
                                                       if n else [], type=pa.int64()))
     table = table.append_column("line_span", pa.array(np.asarray(p.line_span, dtype=np.int64)[reason == ""]
                                                         if n else [], type=pa.int64()))
     return table, quarantine
+
+
+def _check_calendar(p: Parsed, cols: dict[str, pa.Array], reason: np.ndarray) -> None:
+    """A date/time that passed its pattern must exist (bad_datetime), and the format's window column must fall in
+    the bill window (outside_bill_window). Like patterns, only a row's first failure is its reason."""
+    if not len(reason):
+        return
+    lo = dt.datetime.combine(p.bill_date - dt.timedelta(days=BILL_WINDOW_DAYS_BEFORE), dt.time())
+    hi = dt.datetime.combine(p.bill_date + dt.timedelta(days=BILL_WINDOW_DAYS_AFTER), dt.time())
+    for c in p.fmt.columns:
+        fmt, arr = c.calendar, cols[c.name]
+        if fmt is None or arr.null_count == len(arr):
+            continue
+        when = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+        real = pc.fill_null(pc.or_kleene(pc.equal(pc.strftime(when, format=fmt), arr), pc.equal(arr, "")), False)
+        for i in np.flatnonzero(~real.to_numpy(zero_copy_only=False) & (reason == "")):
+            reason[i] = f"bad_datetime|column {c.name}: {arr[i].as_py()!r} is not a real date/time ({fmt})"
+        if c.name == p.fmt.window_column:
+            inside = pc.and_(pc.greater_equal(when, pa.scalar(lo, pa.timestamp("s"))),
+                             pc.less(when, pa.scalar(hi, pa.timestamp("s"))))
+            for i in np.flatnonzero(~pc.fill_null(inside, True).to_numpy(zero_copy_only=False) & (reason == "")):
+                reason[i] = (f"outside_bill_window|column {c.name}: {arr[i].as_py()!r} is outside [{lo:%Y-%m-%d}, "
+                             f"{hi:%Y-%m-%d}) for bill date {p.bill_date}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
