@@ -678,10 +678,10 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
         fmt = parsed.fmt
         row.update(format=fmt.name, channel=fmt.channel, merchant_key=parsed.merchant_key, bill_type=fmt.bill_type,
                    bill_date=parsed.bill_date, status="landed", is_empty_day=parsed.is_empty_day,
-                   lines_total=parsed.lines_total, lines_detail=table.num_rows,
+                   lines_total=parsed.lines_total, lines_detail=pc.sum(table.column("line_span")).as_py() or 0,
                    lines_quarantined=sum(q[1] for q in quarantine), lines_other=parsed.lines_other)
         row.update({k: v for k, v in parsed.controls.items() if k in row})
-        conserved = row["lines_other"] + sum(table.column("line_span").to_pylist()) + row["lines_quarantined"]
+        conserved = row["lines_other"] + row["lines_detail"] + row["lines_quarantined"]
         if conserved != parsed.lines_total:  # the parser lost or invented a line: refuse rather than guess
             raise Rejected(f"{rel}: line conservation failed: {parsed.lines_total} lines read, {conserved} accounted")
         part = f"bill_date={parsed.bill_date.isoformat()}"
