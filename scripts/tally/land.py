@@ -245,7 +245,9 @@ def _collect_csv(lines: list[str], first_line_no: int, n_fields: int, strip: str
     """Split CSV records into accepted rows (with lineage) and refused ones (pre-quarantine)."""
     rows, line_no, spans, raws, pre = [], [], [], [], []
     for ln_no, span, fields, raw in _csv_records(lines, first_line_no, n_fields, strip):
-        if fields is None:
+        if fields is None and len(raw) > MAX_LINE_CHARS:  # csv's own field limit refused it: say why
+            pre.append((ln_no, span, "line_too_long", f"over {MAX_LINE_CHARS} characters", raw))
+        elif fields is None:
             pre.append((ln_no, span, "field_count", f"not a {n_fields}-field CSV record", raw))
         else:
             rows.append(fields)
