@@ -529,7 +529,7 @@ def detect(data: bytes, name: str):
         return parse_unionpay
     if re.fullmatch(r"PAYOUT_[A-Za-z0-9]+_[A-Za-z0-9]+_\d{8}_RESULT\.txt", base) and head.startswith(b"H|"):
         return parse_payout_result
-    if base.startswith("bank_statement_") and head.startswith("账号:".encode("gbk")):
+    if base.startswith("bank_statement_"):  # the parser decodes strictly and checks the 账号: block by line
         return parse_bank_statement
     for fmt in (INTERNAL_PAYMENTS, INTERNAL_REFUNDS, INTERNAL_PAYOUTS, INTERNAL_RECHARGES):
         if re.fullmatch(rf"internal_{fmt.bill_type}_\d{{8}}\.csv", base):
