@@ -724,12 +724,13 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
+    limit = min(MAX_EXPANDED_BYTES, MAX_RATIO * len(data) + 4096)  # never expand a bomb in memory to find out
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
-            out = g.read(MAX_EXPANDED_BYTES + 1)
-    except (OSError, EOFError) as e:
+            out = g.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as e:
         raise Rejected(f"{name}: not a complete gzip stream ({e}); truncated download?") from None
-    if len(out) > MAX_EXPANDED_BYTES or len(out) > MAX_RATIO * len(data) + 4096:
+    if len(out) > limit:
         raise Rejected(f"{name}: gzip expands past the size/ratio limit (gzip bomb?)")
     return out
 
