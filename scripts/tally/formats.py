@@ -17,8 +17,16 @@ FEN = r"^\d{1,15}$"
 DATETIME = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 DATE = r"^\d{4}-\d{2}-\d{2}$"
 TIME = r"^\d{2}:\d{2}:\d{2}$"
-COMPACT_TIMESTAMP = r"^20\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d$"
+COMPACT_DATETIME = r"^\d{14}$"
 OPT = "|^$"  # appended to a pattern: the value may be empty
+
+# A date/time must also exist on the calendar: 2024-02-30 and 24:00:00 match the patterns above, and one such value
+# would fail the whole dbt build at its cast. strptime format per pattern; a value must round-trip through it.
+CALENDAR = {DATETIME: "%Y-%m-%d %H:%M:%S", DATE: "%Y-%m-%d", TIME: "%H:%M:%S", COMPACT_DATETIME: "%Y%m%d%H%M%S"}
+# A row's time must fall in [bill date - 366 days, bill date + 2 days): a day's file may carry refunds of old
+# payments and a channel's day may start the evening before, but never a time after the following day (bad input #35).
+BILL_WINDOW_DAYS_BEFORE = 366
+BILL_WINDOW_DAYS_AFTER = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +36,11 @@ class Column:
     pattern: str | None = None  # strict regex the (trimmed) text must match
     is_id: bool = False  # an identifier: E-notation here means Excel damaged the file
     required: bool = True  # must exist in the header (legacy layouts lack some)
-    pan_free: bool = False  # its pattern proves it is no card number (e.g. a timestamp): never masked
+
+    @property
+    def calendar(self) -> str | None:
+        """strptime format when the column holds a date and/or time."""
+        return CALENDAR.get(self.pattern.removesuffix(OPT)) if self.pattern else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Format:
     bill_type: str
     columns: tuple[Column, ...]
     amount_column: str | None = None  # the column used for control totals / conservation
+    window_column: str | None = None  # the date/time column that must fall in the bill window
 
     @property
     def column_names(self) -> list[str]:
@@ -91,6 +104,7 @@ WECHAT_TRADE = Format(
         C("rate_remark", ("费率备注",), required=False),
     ),
     amount_column="settlement_amount",
+    window_column="trade_time",
 )
 
 ALIPAY_TRADE = Format(
@@ -125,6 +139,7 @@ ALIPAY_TRADE = Format(
         C("remark", ("备注",)),
     ),
     amount_column="receipt_amount",
+    window_column="finished_at",
 )
 
 # UnionPay ZM: (name, byte offset, width, pattern). channel-formats.md §3.2.
@@ -197,10 +212,10 @@ BANK_PAYOUT_RESULT = Format(
         C("bank_code", ()),
         C("message", ()),
         C("bank_serial", (), r"^[A-Za-z0-9]{0,32}$", is_id=True),
-        # yyyyMMddHHmmss: 14 digits, so without the strict shape it could pass for a card number and be masked
-        C("finished_at", (), COMPACT_TIMESTAMP, pan_free=True),
+        C("finished_at", (), COMPACT_DATETIME),
     ),
     amount_column="amount_fen",
+    window_column="finished_at",
 )
 
 BANK_STATEMENT = Format(
@@ -222,11 +237,12 @@ BANK_STATEMENT = Format(
         C("bank_serial", ("交易流水号", "流水号"), r"^[A-Za-z0-9]{6,40}$", is_id=True),
     ),
     amount_column=None,
+    window_column="txn_date",
 )
 
 
-def _internal(name: str, cols: tuple[Column, ...], amount: str | None = "amount_fen") -> Format:
-    return Format(f"internal_{name}", "internal", name, cols, amount_column=amount)
+def _internal(name: str, cols: tuple[Column, ...], window: str, amount: str | None = "amount_fen") -> Format:
+    return Format(f"internal_{name}", "internal", name, cols, amount_column=amount, window_column=window)
 
 
 ORDER_ID = r"^[A-Za-z0-9_\-]{1,32}$"
@@ -245,6 +261,7 @@ INTERNAL_PAYMENTS = _internal(
         C("payer_id", ()),
         C("subject", ()),
     ),
+    "created_at",
 )
 INTERNAL_REFUNDS = _internal(
     "refunds",
@@ -260,6 +277,7 @@ INTERNAL_REFUNDS = _internal(
         C("succeeded_at", (), DATETIME + OPT),
         C("refund_no", (), r"^\d{1,3}$"),
     ),
+    "requested_at",
 )
 INTERNAL_PAYOUTS = _internal(
     "payouts",
@@ -274,6 +292,7 @@ INTERNAL_PAYOUTS = _internal(
         C("created_at", (), DATETIME),
         C("updated_at", (), DATETIME),
     ),
+    "updated_at",
 )
 INTERNAL_RECHARGES = _internal(
     "recharges",
@@ -288,6 +307,7 @@ INTERNAL_RECHARGES = _internal(
         C("remark_code", ()),
         C("applied_at", (), DATETIME),
     ),
+    "applied_at",
 )
 # Accepted break dispositions, filed by analysts as a CSV landed like any other file (append-only decisions).
 INTERNAL_DISPOSITIONS = _internal(
@@ -299,6 +319,7 @@ INTERNAL_DISPOSITIONS = _internal(
         C("decided_at", (), DATETIME),
         C("note", ()),
     ),
+    "decided_at",
     amount=None,
 )
 
@@ -328,6 +349,7 @@ REASONS = {
     "wrong_merchant": "the row's merchant differs from the file's merchant",
     "outside_bill_window": "the row's time is outside the file's bill day",
     "line_too_long": "the line is longer than the format allows",
+    "bad_datetime": "a date or time that matches the pattern but does not exist (2024-02-30, 24:00:00)",
 }
 
 SCI_NOTATION = re.compile(r"^\d(\.\d+)?[eE][+-]?\d+$")

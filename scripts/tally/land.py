@@ -20,6 +20,7 @@ import re
 import sys
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from tally.formats import (
     ALIPAY_TRADE,
     BANK_PAYOUT_RESULT,
     BANK_STATEMENT,
+    BILL_WINDOW_DAYS_AFTER,
+    BILL_WINDOW_DAYS_BEFORE,
     FORMATS,
     INTERNAL_DISPOSITIONS,
     INTERNAL_PAYMENTS,
@@ -163,8 +166,11 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
         if info.file_size > MAX_EXPANDED_BYTES or info.file_size > MAX_RATIO * max(info.compress_size, 1) + 4096:
             raise Rejected(f"{name}: archive member {n!r} expands {info.file_size} bytes from "
                            f"{info.compress_size}: over the size/ratio limit (zip bomb?)")
-        with zf.open(info) as fh:  # read with a counter: the header's size may lie
-            chunk = fh.read(info.file_size + 1)
+        try:
+            with zf.open(info) as fh:  # read with a counter: the header's size may lie
+                chunk = fh.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise Rejected(f"{name}: archive member {n!r} cannot be read ({e}); truncated download?") from None
         if len(chunk) > info.file_size:
             raise Rejected(f"{name}: archive member {n!r} is larger than its header says (zip bomb?)")
         total += len(chunk)
@@ -240,7 +246,9 @@ def _collect_csv(lines: list[str], first_line_no: int, n_fields: int, strip: str
     """Split CSV records into accepted rows (with lineage) and refused ones (pre-quarantine)."""
     rows, line_no, spans, raws, pre = [], [], [], [], []
     for ln_no, span, fields, raw in _csv_records(lines, first_line_no, n_fields, strip):
-        if fields is None:
+        if fields is None and len(raw) > MAX_LINE_CHARS:  # csv's own field limit refused it: say why
+            pre.append((ln_no, span, "line_too_long", f"over {MAX_LINE_CHARS} characters", raw))
+        elif fields is None:
             pre.append((ln_no, span, "field_count", f"not a {n_fields}-field CSV record", raw))
         else:
             rows.append(fields)
@@ -257,7 +265,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
         if "No Bill Exist" in text or "NO_STATEMENT_EXIST" in text:
             if not m:
                 raise Rejected(f"{name}: WeChat 'No Bill Exist' body, but the file name does not say merchant/date")
-            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(_split_lines(text)),
+            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(_split_lines(text)),
                           len(_split_lines(text)), {}, [], [], [], [], {"ctl_row_count": 0}, is_empty_day=True)
         raise Rejected(f"{name} line 1: WeChat returned an error body instead of a bill")
     lines = _split_lines(text)
@@ -281,7 +289,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
         "ctl_row_count": int(float(summ["总交易单数"])),
         "ctl_payment_fen": _yuan_to_fen(summ.get("应结订单总金额", summ.get("总交易额", "")), name, "应结订单总金额"),
         "ctl_refund_fen": _yuan_to_fen(summ.get("退款总金额", summ.get("总退款金额", "")), name, "退款总金额"),
-        "ctl_fee_fen": _yuan_to_fen(summ["手续费总金额"], name, "手续费总金额"),
+        "ctl_fee_fen": _yuan_to_fen(summ.get("手续费总金额", ""), name, "手续费总金额"),
     }
     detail = lines[1:summary_at]
     n = len(header)
@@ -298,7 +306,7 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
             line_no.append(i)
             spans.append(1)
             raws.append(ln)
-    return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines) - len(detail),
+    return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines) - len(detail),
                   _columns_from_rows(WECHAT_TRADE, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -311,13 +319,26 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     text = _decode(members[detail_name], "gbk", f"{name}!{detail_name}")
     lines = _split_lines(text)
     comments = [ln for ln in lines if ln.startswith("#")]
-    acct = next((re.search(r"\[(\d{16})0156\]", c) for c in comments if c.startswith("#账号")), None)
-    start = next((re.search(r"(\d{4})年(\d{2})月(\d{2})日", c) for c in comments if c.startswith("#起始日期")), None)
+    acct_at = next((i for i, ln in enumerate(lines) if ln.startswith("#账号")), None)
+    start_at = next((i for i, ln in enumerate(lines) if ln.startswith("#起始日期")), None)
+    acct = re.search(r"\[(\d{16})0156\]", lines[acct_at]) if acct_at is not None else None
+    start = re.search(r"(\d{4})年(\d{2})月(\d{2})日", lines[start_at]) if start_at is not None else None
     if not acct or not start:
         raise Rejected(f"{name}: the #账号 / #起始日期 comment lines are missing or malformed")
+    # The header must describe the file that was asked for (bad input #7): account and day from the file name.
+    where, want = f"{name}!{detail_name}", re.match(r"(\d{16})0156_(\d{8})", os.path.basename(name))
+    if acct.group(1) != want.group(1):
+        raise Rejected(f"{where} line {acct_at + 1}: #账号 [{acct.group(1)}0156] does not match the file name's "
+                       f"account {want.group(1)}0156")
+    bill_date, name_date = _ymd("".join(start.groups()), where), _ymd(want.group(2), name)
+    if bill_date != name_date:
+        raise Rejected(f"{where} line {start_at + 1}: #起始日期 {bill_date} does not match the file name's bill date "
+                       f"{name_date}")
     if not any(c.startswith("#交易合计") for c in comments):
         raise Rejected(f"{name}: no #交易合计 footer (truncated file?)")
-    head_at = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    head_at = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), None)
+    if head_at is None:
+        raise Rejected(f"{name}!{detail_name}: only # comment lines, no header line (truncated file?)")
     header = [h.strip("\t ") for h in next(csv.reader([lines[head_at]]))]
     idx = _header_index(ALIPAY_TRADE, header, name, head_at + 1)
     end_at = next((i for i in range(head_at + 1, len(lines)) if lines[i].startswith("#")), len(lines))
@@ -345,7 +366,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
             sv = s_total.split(",")
             if "服务费(元)" in sh:
                 controls["ctl_fee_fen"] = _yuan_to_fen(sv[sh.index("服务费(元)")], name, "汇总 服务费")
-    return Parsed(ALIPAY_TRADE, acct.group(1), dt.date(*map(int, start.groups())), total, other,
+    return Parsed(ALIPAY_TRADE, acct.group(1), bill_date, total, other,
                   _columns_from_rows(ALIPAY_TRADE, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -355,7 +376,12 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
     if len(zm) != 1:
         raise Rejected(f"{name}: expected one INN<yymmdd>88ZM_<merId> member, found {sorted(members)}")
     mt = re.fullmatch(r"INN(\d{6})88ZM_(\d{15})(\.txt)?", zm[0])
-    bill_date = dt.datetime.strptime("20" + mt.group(1), "%Y%m%d").date()
+    bill_date = _ymd("20" + mt.group(1), f"{name}!{zm[0]}")
+    want = re.match(r"(\d{15})_(\d{8})", os.path.basename(name))
+    name_date = _ymd(want.group(2), name)
+    if mt.group(2) != want.group(1) or bill_date != name_date:  # the member must be the file asked for (#7)
+        raise Rejected(f"{name}: member {zm[0]} is for merchant {mt.group(2)} on {bill_date}, the file name says "
+                       f"merchant {want.group(1)} on {name_date}")
     raw_lines = members[zm[0]].split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
@@ -375,7 +401,8 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
         try:
             txt = sliced.cast(pa.string())
         except pa.ArrowInvalid:  # a non-ASCII (GBK) field: decode it by bytes, as the SDK does
-            txt = pa.array([v.decode("gbk") for v in sliced.to_pylist()], type=pa.string())
+            txt = pa.array([_gbk_field(v, name, good_idx[j] + 1, fname) for j, v in enumerate(sliced.to_pylist())],
+                           type=pa.string())
         columns[fname] = pc.utf8_trim_whitespace(txt)
     raws = [raw_lines[i].decode("gbk", errors="backslashreplace") for i in good_idx]
     # ZME (error/adjustment) rows are not parsed yet: they are quarantined, never silently ignored.
@@ -390,6 +417,14 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
                   [1] * len(good_idx), raws, pre, {})
 
 
+def _gbk_field(b: bytes, name: str, line_no: int, column: str) -> str:
+    try:
+        return b.decode("gbk")
+    except UnicodeDecodeError as e:
+        raise Rejected(f"{name} line {line_no} column {column}: bytes are not valid gbk ({e.reason}); "
+                       "wrong encoding?") from None
+
+
 def parse_payout_result(data: bytes, name: str) -> Parsed:
     lines = _split_lines(_decode(data, "gbk", name))
     if not lines or not lines[0].startswith("H|"):
@@ -398,7 +433,13 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
     if len(h) != 9 or not all(x.isdigit() for x in h[2:]):
         raise Rejected(f"{name} line 1: malformed batch header {lines[0]!r}")
     m = re.search(r"PAYOUT_([A-Za-z0-9]+)_([A-Za-z0-9]+)_(\d{8})_RESULT", name)
-    merchant = f"{m.group(1)}/{h[1]}" if m else h[1]
+    if (h[1], h[2]) != (m.group(2), m.group(3)):
+        raise Rejected(f"{name} line 1: header batch {h[1]} date {h[2]} does not match the file name's batch "
+                       f"{m.group(2)} date {m.group(3)}")
+    if len(lines) - 1 != int(h[3]):
+        raise Rejected(f"{name}: the H| header announces {int(h[3])} records, the file has {len(lines) - 1} "
+                       "record lines (truncated file?)")
+    merchant = f"{m.group(1)}/{h[1]}"
     rows, line_no, raws, pre = [], [], [], []
     n = len(BANK_PAYOUT_RESULT.columns)
     for i, ln in enumerate(lines[1:], start=2):
@@ -411,7 +452,7 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
             raws.append(ln)
     idx = {c.name: i for i, c in enumerate(BANK_PAYOUT_RESULT.columns)}
     controls = {"ctl_row_count": int(h[3]), "ctl_payment_fen": int(h[4])}
-    return Parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2]), len(lines), 1,
+    return Parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2], name), len(lines), 1,
                   _columns_from_rows(BANK_PAYOUT_RESULT, idx, rows), line_no, [1] * len(rows), raws, pre, controls)
 
 
@@ -419,10 +460,18 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     lines = _split_lines(_decode(data, "gbk", name))
     if len(lines) < 3 or not lines[0].startswith("账号:"):
         raise Rejected(f"{name} line 1: a bank statement starts with the 账号: block")
-    acct = lines[0].split(",")[1].strip()
+    want = re.fullmatch(r"bank_statement_(\d+)_(\d{8})\.csv", os.path.basename(name))
+    if want is None:
+        raise Rejected(f"{name}: a bank statement must be named bank_statement_<account>_<yyyymmdd>.csv")
+    acct = (lines[0].split(",") + [""])[1].strip()
+    if acct != want.group(1):  # the header must describe the file that was asked for (bad input #7)
+        raise Rejected(f"{name} line 1: 账号 {acct!r} does not match the file name's account {want.group(1)!r}")
     dm = re.match(r"起始日期:,(\d{4}-\d{2}-\d{2}),终止日期:,(\d{4}-\d{2}-\d{2})", lines[1])
     if not dm or dm.group(1) != dm.group(2):
         raise Rejected(f"{name} line 2: expected a one-day 起始日期/终止日期 range")
+    bill_date, name_date = _ymd(dm.group(1).replace("-", ""), name), _ymd(want.group(2), name)
+    if bill_date != name_date:
+        raise Rejected(f"{name} line 2: 起始日期 {bill_date} does not match the file name's bill date {name_date}")
     header = next(csv.reader([lines[2]]))
     idx = _header_index(BANK_STATEMENT, header, name, 3)
     total_at = next((i for i in range(3, len(lines)) if lines[i].startswith("合计")), None)
@@ -431,13 +480,15 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     if total_at != len(lines) - 1:
         raise Rejected(f"{name} line {total_at + 2}: content after the 合计 row")
     tot = next(csv.reader([lines[total_at]]))
+    if len(tot) != len(header):
+        raise Rejected(f"{name} line {total_at + 1}: the 合计 row has {len(tot)} fields, the header {len(header)}")
     rows, line_no, spans, raws, pre = _collect_csv(lines[3:total_at], 4, len(header))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
         "ctl_credit_fen": _yuan_to_fen(tot[idx["credit_amount"]], name, "合计 贷方"),
     }
-    return Parsed(BANK_STATEMENT, acct, _ymd(dm.group(1).replace("-", "")), len(lines), 4,
+    return Parsed(BANK_STATEMENT, acct, bill_date, len(lines), 4,
                   _columns_from_rows(BANK_STATEMENT, idx, rows), line_no, spans, raws, pre, controls)
 
 
@@ -452,20 +503,25 @@ def _parse_internal(fmt: Format):
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
         rows, line_no, spans, raws, pre = _collect_csv(lines[1:], 2, len(header))
-        return Parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
+        return Parsed(fmt, "", _ymd(m.group(1), name), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
                       spans, raws, pre, {})
 
     return parse
 
 
-def _ymd(s: str) -> dt.date:
-    return dt.datetime.strptime(s, "%Y%m%d").date()
+def _ymd(s: str, name: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(s, "%Y%m%d").date()
+    except ValueError:
+        raise Rejected(f"{name}: {s!r} is not a real date (yyyymmdd)") from None
 
 
 def detect(data: bytes, name: str):
     """Pick the parser by name and content; an unknown file is rejected, never guessed."""
     base = os.path.basename(name)
     head = data[:4096]
+    if not data:  # no format is empty: an empty day still has its header or the channel's 'no bill' body
+        raise Rejected(f"{name}: zero-byte file (failed download?); an empty day still has a header or 'no bill' body")
     if re.fullmatch(r"wechat_\d+_\d{8}_(ALL|SUCCESS|REFUND)(\.[A-Za-z0-9]+)?\.csv", base):
         return parse_wechat  # the parser decodes strictly and checks the header, with a precise message
     if base.endswith(".csv.zip") and re.match(r"\d{16}0156_\d{8}", base) and head.startswith(b"PK"):
@@ -474,7 +530,7 @@ def detect(data: bytes, name: str):
         return parse_unionpay
     if re.fullmatch(r"PAYOUT_[A-Za-z0-9]+_[A-Za-z0-9]+_\d{8}_RESULT\.txt", base) and head.startswith(b"H|"):
         return parse_payout_result
-    if base.startswith("bank_statement_") and head.startswith("账号:".encode("gbk")):
+    if base.startswith("bank_statement_"):  # the parser decodes strictly and checks the 账号: block by line
         return parse_bank_statement
     for fmt in (INTERNAL_PAYMENTS, INTERNAL_REFUNDS, INTERNAL_PAYOUTS, INTERNAL_RECHARGES, INTERNAL_DISPOSITIONS):
         if re.fullmatch(rf"internal_{fmt.bill_type}_\d{{8}}\.csv", base):
@@ -514,14 +570,15 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
             vals = cols[c.name].to_pylist()
             for i in np.flatnonzero(fresh):
                 reason[i] = f"pattern|column {c.name}: {mask_pans(str(vals[i]))!r} does not match {c.pattern}"
+    _check_calendar(p, cols, reason)
     quarantine = list(p.pre_quarantine)
     bad = np.flatnonzero(reason != "")
     for i in bad:
         code, detail = reason[i].split("|", 1)
         quarantine.append((p.line_no[i], p.line_span[i], code, detail, p.raw[i]))
     keep = pa.array(reason == "") if n else pa.array([], type=pa.bool_())
-    pan_free = {c.name for c in p.fmt.columns if c.pan_free}
-    table = pa.table({k: pc.filter(v, keep) if k in pan_free else mask_pans_array(pc.filter(v, keep))
+    dated = {c.name for c in p.fmt.columns if c.calendar}  # proven dates/times above, not card numbers
+    table = pa.table({k: pc.filter(v, keep) if k in dated else mask_pans_array(pc.filter(v, keep))
                       for k, v in cols.items()}) if n else pa.table(
         {k: pa.array([], type=pa.string()) for k in cols} or {c.name: pa.array([], pa.string()) for c in p.fmt.columns})
     table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[reason == ""]
@@ -529,6 +586,29 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
     table = table.append_column("line_span", pa.array(np.asarray(p.line_span, dtype=np.int64)[reason == ""]
                                                         if n else [], type=pa.int64()))
     return table, quarantine
+
+
+def _check_calendar(p: Parsed, cols: dict[str, pa.Array], reason: np.ndarray) -> None:
+    """A date/time that passed its pattern must exist (bad_datetime), and the format's window column must fall in
+    the bill window (outside_bill_window). Like patterns, only a row's first failure is its reason."""
+    if not len(reason):
+        return
+    lo = dt.datetime.combine(p.bill_date - dt.timedelta(days=BILL_WINDOW_DAYS_BEFORE), dt.time())
+    hi = dt.datetime.combine(p.bill_date + dt.timedelta(days=BILL_WINDOW_DAYS_AFTER), dt.time())
+    for c in p.fmt.columns:
+        fmt, arr = c.calendar, cols[c.name]
+        if fmt is None or arr.null_count == len(arr):
+            continue
+        when = pc.strptime(arr, format=fmt, unit="s", error_is_null=True)
+        real = pc.fill_null(pc.or_kleene(pc.equal(pc.strftime(when, format=fmt), arr), pc.equal(arr, "")), False)
+        for i in np.flatnonzero(~real.to_numpy(zero_copy_only=False) & (reason == "")):
+            reason[i] = f"bad_datetime|column {c.name}: {arr[i].as_py()!r} is not a real date/time ({fmt})"
+        if c.name == p.fmt.window_column:
+            inside = pc.and_(pc.greater_equal(when, pa.scalar(lo, pa.timestamp("s"))),
+                             pc.less(when, pa.scalar(hi, pa.timestamp("s"))))
+            for i in np.flatnonzero(~pc.fill_null(inside, True).to_numpy(zero_copy_only=False) & (reason == "")):
+                reason[i] = (f"outside_bill_window|column {c.name}: {arr[i].as_py()!r} is outside [{lo:%Y-%m-%d}, "
+                             f"{hi:%Y-%m-%d}) for bill date {p.bill_date}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -601,10 +681,10 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
         fmt = parsed.fmt
         row.update(format=fmt.name, channel=fmt.channel, merchant_key=parsed.merchant_key, bill_type=fmt.bill_type,
                    bill_date=parsed.bill_date, status="landed", is_empty_day=parsed.is_empty_day,
-                   lines_total=parsed.lines_total, lines_detail=table.num_rows,
+                   lines_total=parsed.lines_total, lines_detail=pc.sum(table.column("line_span")).as_py() or 0,
                    lines_quarantined=sum(q[1] for q in quarantine), lines_other=parsed.lines_other)
         row.update({k: v for k, v in parsed.controls.items() if k in row})
-        conserved = row["lines_other"] + sum(table.column("line_span").to_pylist()) + row["lines_quarantined"]
+        conserved = row["lines_other"] + row["lines_detail"] + row["lines_quarantined"]
         if conserved != parsed.lines_total:  # the parser lost or invented a line: refuse rather than guess
             raise Rejected(f"{rel}: line conservation failed: {parsed.lines_total} lines read, {conserved} accounted")
         part = f"bill_date={parsed.bill_date.isoformat()}"
@@ -645,12 +725,13 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
+    limit = min(MAX_EXPANDED_BYTES, MAX_RATIO * len(data) + 4096)  # never expand a bomb in memory to find out
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
-            out = g.read(MAX_EXPANDED_BYTES + 1)
-    except (OSError, EOFError) as e:
+            out = g.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as e:
         raise Rejected(f"{name}: not a complete gzip stream ({e}); truncated download?") from None
-    if len(out) > MAX_EXPANDED_BYTES or len(out) > MAX_RATIO * len(data) + 4096:
+    if len(out) > limit:
         raise Rejected(f"{name}: gzip expands past the size/ratio limit (gzip bomb?)")
     return out
 

@@ -7,9 +7,9 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# 13-19 digits not glued to other letters or digits: the shape of a card number (PAN). Digits inside an
-# alphanumeric id (a bank serial such as CMB2024030400000017) are not a card number; the no_unmasked_pan dbt test
-# tokenises the same way.
+# 13-19 digits not glued to other letters or digits: the shape of a card number (PAN). The same token rule as
+# the dbt `no_unmasked_pan` test (maximal runs of [0-9A-Za-z]): digits inside an id such as CMB2024030400000009
+# are part of that id, and masking them would corrupt a join key.
 PAN_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d{13,19}(?![0-9A-Za-z])")
 
 

@@ -8,36 +8,10 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from badinput import lake_snapshot, land_bytes, ledger, quarantine, wechat_text
 from tally.land import init_lake, iter_files, land, land_file
 from tally.masking import luhn_ok, mask_pans
-
-
-def _lake_snapshot(lake: Path) -> dict[str, list]:
-    """Every Parquet file's rows (ledger without the landing wall-clock time), keyed by relative path."""
-    snap = {}
-    for f in sorted(lake.rglob("*.parquet")):
-        rows = pq.read_table(f).to_pylist()
-        for r in rows:
-            r.pop("landed_at", None)
-        snap[f.relative_to(lake).as_posix()] = sorted(rows, key=repr)
-    return snap
-
-
-def _one(lake: Path, name: str, data: bytes, tmp: Path):
-    src = tmp / "in"
-    src.mkdir(exist_ok=True)
-    (src / name).write_bytes(data)
-    return land_file(src / name, src, lake)
-
-
-def _quarantine(lake: Path) -> list[dict]:
-    return [r for f in sorted((lake / "quarantine").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
-
-
-def _ledger(lake: Path) -> list[dict]:
-    return [r for f in sorted((lake / "ledger").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
 
 
 def test_landing_twice_in_shuffled_order_gives_the_same_lake(world: Path, tmp_path: Path):
@@ -54,45 +28,40 @@ def test_landing_twice_in_shuffled_order_gives_the_same_lake(world: Path, tmp_pa
         land_file(f, root, b)
     for f, root in reversed(files):  # and a second, reversed pass: nothing changes
         land_file(f, root, b)
-    assert _lake_snapshot(a) == _lake_snapshot(b)
+    assert lake_snapshot(a) == lake_snapshot(b)
 
 
 def test_every_line_is_detail_quarantine_or_other(world: Path, tmp_path: Path):
     land([world / "landing"], tmp_path, out=None)
-    for row in _ledger(tmp_path):
+    for row in ledger(tmp_path):
         if row["status"] == "landed":
             assert row["lines_total"] == row["lines_detail"] + row["lines_quarantined"] + row["lines_other"]
-
-
-def _wechat_text(world: Path) -> tuple[str, str]:
-    f = next(p for p in sorted(world.glob("landing/*/wechat/*_ALL.csv")) if not p.read_bytes().startswith(b"<xml>"))
-    return f.name, f.read_text("utf-8")
 
 
 def test_unknown_format_is_rejected_with_its_name(tmp_path: Path):
     lake = tmp_path / "lake"
     init_lake(lake)
-    r = _one(lake, "statement.xlsx", b"PK\x03\x04junk", tmp_path)
+    r = land_bytes(lake, "statement.xlsx", b"PK\x03\x04junk")
     assert r.status == "rejected"
     assert "statement.xlsx: unknown file format" in r.message
-    assert _ledger(lake)[0]["status"] == "rejected"
+    assert ledger(lake)[0]["status"] == "rejected"
 
 
 def test_truncated_wechat_bill_is_rejected(world: Path, tmp_path: Path):
-    name, text = _wechat_text(world)
+    name, text = wechat_text(world)
     lines = text.splitlines(keepends=True)
-    r = _one(tmp_path / "lake", name, "".join(lines[: len(lines) // 2]).encode(), tmp_path)
+    r = land_bytes(tmp_path / "lake", name, "".join(lines[: len(lines) // 2]).encode())
     assert r.status == "rejected"
     assert name in r.message and "no summary rows" in r.message
 
 
 def test_excel_damaged_ids_reject_the_file(world: Path, tmp_path: Path):
-    name, text = _wechat_text(world)
+    name, text = wechat_text(world)
     lines = text.split("\n")
     cells = lines[2].split(",")
     cells[5] = "`4.20000E+27"
     lines[2] = ",".join(cells)
-    r = _one(tmp_path / "lake", name, "\n".join(lines).encode(), tmp_path)
+    r = land_bytes(tmp_path / "lake", name, "\n".join(lines).encode())
     assert r.status == "rejected"
     assert f"{name} line 3 column transaction_id" in r.message and "scientific notation" in r.message
 
@@ -102,30 +71,30 @@ def test_excel_damaged_ids_reject_the_file(world: Path, tmp_path: Path):
     [("1,234.50", None), ("1e3", "pattern"), ("１２.00", "pattern"), ("NaN", "pattern"), ("12.345", "pattern")],
 )
 def test_bad_amounts_are_quarantined_not_cast(world: Path, tmp_path: Path, bad_amount: str, reason: str | None):
-    name, text = _wechat_text(world)
+    name, text = wechat_text(world)
     lines = text.split("\n")
     cells = lines[1].split(",")
     cells[12] = "`" + bad_amount
     lines[1] = ",".join(cells)
     lake = tmp_path / "lake"
-    r = _one(lake, name, "\n".join(lines).encode(), tmp_path)
-    q = _quarantine(lake)
+    r = land_bytes(lake, name, "\n".join(lines).encode())
+    q = quarantine(lake)
     assert r.status == "landed"
     assert len(q) == 1 and q[0]["line_no"] == 2
     # a thousands separator adds a field in a comma CSV without quotes: the row no longer fits the header
     assert q[0]["reason_code"] == (reason or "field_count")
-    led = _ledger(lake)[0]
+    led = ledger(lake)[0]
     assert led["lines_quarantined"] == 1
     assert led["lines_total"] == led["lines_detail"] + 1 + led["lines_other"]
 
 
 def test_missing_backtick_is_quarantined(world: Path, tmp_path: Path):
-    name, text = _wechat_text(world)
+    name, text = wechat_text(world)
     lines = text.split("\n")
     lines[1] = lines[1].replace(",`CNY,", ",CNY,", 1)
     lake = tmp_path / "lake"
-    _one(lake, name, "\n".join(lines).encode(), tmp_path)
-    q = _quarantine(lake)
+    land_bytes(lake, name, "\n".join(lines).encode())
+    q = quarantine(lake)
     assert [(x["line_no"], x["reason_code"]) for x in q] == [(2, "missing_backtick")]
     assert "货币种类" in q[0]["reason"]
 
@@ -133,7 +102,7 @@ def test_missing_backtick_is_quarantined(world: Path, tmp_path: Path):
 def test_pan_in_free_text_is_masked_everywhere(world: Path, tmp_path: Path):
     pan = "4111111111111111"
     assert luhn_ok(pan)
-    name, text = _wechat_text(world)
+    name, text = wechat_text(world)
     lines = text.split("\n")
     cells = lines[1].split(",")
     cells[21] = f"`card {pan}"  # 商户数据包 (attach): free text
@@ -143,15 +112,15 @@ def test_pan_in_free_text_is_masked_everywhere(world: Path, tmp_path: Path):
     cells[12] = "`bad"
     lines[2] = ",".join(cells)
     lake = tmp_path / "lake"
-    _one(lake, name, "\n".join(lines).encode(), tmp_path)
-    everything = repr(_lake_snapshot(lake))
+    land_bytes(lake, name, "\n".join(lines).encode())
+    everything = repr(lake_snapshot(lake))
     assert pan not in everything
     assert mask_pans(pan) == "411111******1111" and "411111******1111" in everything
 
 
 def test_wrong_encoding_is_rejected(world: Path, tmp_path: Path):
-    name, text = _wechat_text(world)
-    r = _one(tmp_path / "lake", name, text.encode("gbk"), tmp_path)
+    name, text = wechat_text(world)
+    r = land_bytes(tmp_path / "lake", name, text.encode("gbk"))
     assert r.status == "rejected" and "not valid utf-8" in r.message and name in r.message
 
 
@@ -162,7 +131,7 @@ def test_zip_slip_member_is_rejected(world: Path, tmp_path: Path):
         for info in zin.infolist():
             zout.writestr(info, zin.read(info))
         zout.writestr("../../etc/evil", b"x")
-    r = _one(tmp_path / "lake", src.name, buf.getvalue(), tmp_path)
+    r = land_bytes(tmp_path / "lake", src.name, buf.getvalue())
     assert r.status == "rejected" and "unsafe path (zip slip)" in r.message
     assert not (tmp_path / "etc").exists()
 
@@ -174,15 +143,15 @@ def test_zip_bomb_is_rejected(world: Path, tmp_path: Path):
         for info in zin.infolist():
             zout.writestr(info.filename, zin.read(info))
         zout.writestr("padding", b"\0" * 50_000_000)
-    r = _one(tmp_path / "lake", src.name, buf.getvalue(), tmp_path)
+    r = land_bytes(tmp_path / "lake", src.name, buf.getvalue())
     assert r.status == "rejected" and "zip bomb" in r.message
 
 
 def test_reissued_file_keeps_both_versions(world: Path, tmp_path: Path):
     land([world / "landing"], tmp_path, out=None)
-    reissued = [r for r in _ledger(tmp_path) if r["source_path"].endswith(".reissued.csv")]
+    reissued = [r for r in ledger(tmp_path) if r["source_path"].endswith(".reissued.csv")]
     assert len(reissued) == 1
-    same_key = [r for r in _ledger(tmp_path) if r["format"] == reissued[0]["format"]
+    same_key = [r for r in ledger(tmp_path) if r["format"] == reissued[0]["format"]
                 and r["merchant_key"] == reissued[0]["merchant_key"] and r["bill_date"] == reissued[0]["bill_date"]]
     assert len(same_key) == 2 and len({r["sha256"] for r in same_key}) == 2
     assert all((tmp_path / "files" / r["sha256"]).exists() for r in same_key)
