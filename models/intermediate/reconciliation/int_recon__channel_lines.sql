@@ -253,17 +253,41 @@ unioned as (
     select * from payout_result
     union all
     select * from bank_statement
+),
+
+with_ids as (
+    select
+        file_version_id || '#' || cast(line_no as {{ dbt.type_string() }}) as channel_line_id,
+        *
+    from unioned
+),
+
+match_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'match_key') }}
+),
+
+business_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'business_key') }}
+),
+
+duplicate_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'duplicate_key') }}
 )
 
--- the first as-of date whose build could see the line: the file arrives the morning after its bill date
 select
-    unioned.file_version_id || '#' || cast(unioned.line_no as {{ dbt.type_string() }}) as channel_line_id,
-    unioned.*,
+    with_ids.*,
+    coalesce(match_key_repeats.occurrence, 1) as match_key_occurrence,
+    coalesce(business_key_repeats.occurrence, 1) as business_key_occurrence,
+    coalesce(duplicate_key_repeats.rows_with_key, 1) as rows_with_duplicate_key,
+    -- the first as-of date whose build could see the line: the file arrives the morning after its bill date
     case
-        when cast(files.delivered_at as date) > unioned.bill_date
+        when cast(files.delivered_at as date) > with_ids.bill_date
             then cast({{ dbt.dateadd('day', -1, 'cast(files.delivered_at as date)') }} as date)
-        else unioned.bill_date
+        else with_ids.bill_date
     end as known_on
-from unioned
+from with_ids
 inner join {{ ref('stg_lake__file_deliveries') }} as files
-    on unioned.file_version_id = files.file_version_id and files.file_status = 'current'
+    on with_ids.file_version_id = files.file_version_id and files.file_status = 'current'
+left join match_key_repeats on with_ids.channel_line_id = match_key_repeats.channel_line_id
+left join business_key_repeats on with_ids.channel_line_id = business_key_repeats.channel_line_id
+left join duplicate_key_repeats on with_ids.channel_line_id = duplicate_key_repeats.channel_line_id

@@ -240,47 +240,71 @@ unioned as (
     select * from recharges
     union all
     select * from settlements
+),
+
+with_ids as (
+    select
+        -- a payout state change is in two streams, so the stream is part of the id
+        unioned.recon_stream || ':' || coalesce(
+            unioned.file_version_id || '#' || cast(unioned.line_no as {{ dbt.type_string() }}), unioned.business_key
+        ) as internal_record_id,
+        unioned.recon_stream,
+        unioned.channel,
+        unioned.source_format,
+        unioned.merchant_id,
+        unioned.bill_date,
+        unioned.due_date,
+        unioned.row_kind,
+        unioned.match_key,
+        unioned.secondary_key,
+        unioned.group_key,
+        unioned.business_key,
+        unioned.duplicate_key,
+        unioned.channel_serial,
+        unioned.order_id,
+        unioned.refund_id,
+        unioned.payout_id,
+        unioned.recharge_id,
+        unioned.remark_code,
+        unioned.amount_fen,
+        unioned.expected_fee_fen,
+        unioned.status,
+        unioned.txn_at,
+        unioned.payer_account,
+        unioned.payer_name,
+        unioned.line_count,
+        unioned.file_version_id,
+        unioned.line_no,
+        -- the first as-of date whose build could see the record: dumps arrive the morning after their date
+        case
+            when unioned.known_on is not null then unioned.known_on
+            when cast(files.delivered_at as date) > unioned.bill_date
+                then cast({{ dbt.dateadd('day', -1, 'cast(files.delivered_at as date)') }} as date)
+            else unioned.bill_date
+        end as known_on
+    from unioned
+    left join {{ ref('stg_lake__file_deliveries') }} as files
+        on unioned.file_version_id = files.file_version_id and files.file_status = 'current'
+),
+
+match_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'match_key') }}
+),
+
+business_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'business_key') }}
+),
+
+duplicate_key_repeats as (
+    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'duplicate_key') }}
 )
 
 select
-    -- a payout state change is in two streams, so the stream is part of the id
-    unioned.recon_stream || ':' || coalesce(
-        unioned.file_version_id || '#' || cast(unioned.line_no as {{ dbt.type_string() }}), unioned.business_key
-    ) as internal_record_id,
-    unioned.recon_stream,
-    unioned.channel,
-    unioned.source_format,
-    unioned.merchant_id,
-    unioned.bill_date,
-    unioned.due_date,
-    unioned.row_kind,
-    unioned.match_key,
-    unioned.secondary_key,
-    unioned.group_key,
-    unioned.business_key,
-    unioned.duplicate_key,
-    unioned.channel_serial,
-    unioned.order_id,
-    unioned.refund_id,
-    unioned.payout_id,
-    unioned.recharge_id,
-    unioned.remark_code,
-    unioned.amount_fen,
-    unioned.expected_fee_fen,
-    unioned.status,
-    unioned.txn_at,
-    unioned.payer_account,
-    unioned.payer_name,
-    unioned.line_count,
-    unioned.file_version_id,
-    unioned.line_no,
-    -- the first as-of date whose build could see the record: dumps arrive the morning after their date
-    case
-        when unioned.known_on is not null then unioned.known_on
-        when cast(files.delivered_at as date) > unioned.bill_date
-            then cast({{ dbt.dateadd('day', -1, 'cast(files.delivered_at as date)') }} as date)
-        else unioned.bill_date
-    end as known_on
-from unioned
-left join {{ ref('stg_lake__file_deliveries') }} as files
-    on unioned.file_version_id = files.file_version_id and files.file_status = 'current'
+    with_ids.*,
+    coalesce(match_key_repeats.occurrence, 1) as match_key_occurrence,
+    coalesce(business_key_repeats.occurrence, 1) as business_key_occurrence,
+    coalesce(duplicate_key_repeats.rows_with_key, 1) as rows_with_duplicate_key
+from with_ids
+left join match_key_repeats on with_ids.internal_record_id = match_key_repeats.internal_record_id
+left join business_key_repeats on with_ids.internal_record_id = business_key_repeats.internal_record_id
+left join duplicate_key_repeats on with_ids.internal_record_id = duplicate_key_repeats.internal_record_id

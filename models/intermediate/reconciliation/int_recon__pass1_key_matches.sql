@@ -11,9 +11,7 @@ channel_lines as (
         recon_stream,
         channel_line_id,
         match_key,
-        row_number() over (
-            partition by recon_stream, match_key order by bill_date, file_version_id, line_no
-        ) as occurrence
+        match_key_occurrence as occurrence
     from {{ ref('int_recon__channel_lines') }}
     where match_key is not null
 ),
@@ -23,9 +21,7 @@ internal_records as (
         recon_stream,
         internal_record_id,
         match_key,
-        row_number() over (
-            partition by recon_stream, match_key order by bill_date, file_version_id, line_no
-        ) as occurrence
+        match_key_occurrence as occurrence
     from {{ ref('int_recon__internal_records') }}
     where match_key is not null
 ),

@@ -14,42 +14,24 @@ calendar as (
     select * from {{ ref('channel_calendar') }}
 ),
 
-channel_lines_numbered as (
-    select
-        *,
-        row_number() over (
-            partition by recon_stream, business_key order by bill_date, file_version_id, line_no
-        ) as key_occurrence,
-        count(*) over (partition by recon_stream, duplicate_key) as rows_with_duplicate_key
-    from {{ ref('int_recon__channel_lines') }}
-),
-
 channel_lines_keyed as (
     select
         *,
         business_key || case
-            when key_occurrence > 1 then '#' || cast(key_occurrence as {{ dbt.type_string() }}) else ''
+            when business_key_occurrence > 1 then '#' || cast(business_key_occurrence as {{ dbt.type_string() }}) else
+                ''
         end as unique_business_key
-    from channel_lines_numbered
-),
-
-internal_records_numbered as (
-    select
-        *,
-        row_number() over (
-            partition by recon_stream, business_key order by bill_date, file_version_id, line_no
-        ) as key_occurrence,
-        count(*) over (partition by recon_stream, duplicate_key) as rows_with_duplicate_key
-    from {{ ref('int_recon__internal_records') }}
+    from {{ ref('int_recon__channel_lines') }}
 ),
 
 internal_records_keyed as (
     select
         *,
         business_key || case
-            when key_occurrence > 1 then '#' || cast(key_occurrence as {{ dbt.type_string() }}) else ''
+            when business_key_occurrence > 1 then '#' || cast(business_key_occurrence as {{ dbt.type_string() }}) else
+                ''
         end as unique_business_key
-    from internal_records_numbered
+    from {{ ref('int_recon__internal_records') }}
 ),
 
 pairs as (
