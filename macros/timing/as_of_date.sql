@@ -6,6 +6,10 @@
     {%- if var('as_of', none) -%}
         cast('{{ var("as_of") }}' as date)
     {%- else -%}
-        (select max(bill_date) from {{ source('lake', 'file_ledger') }} where status = 'landed')
+        -- an analyst's disposition file is dated when it is filed, not a business day of the channels
+        (
+            select max(bill_date) from {{ source('lake', 'file_ledger') }}
+            where status = 'landed' and format <> 'internal_dispositions'
+        )
     {%- endif -%}
 {%- endmacro %}

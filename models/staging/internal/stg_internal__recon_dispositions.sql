@@ -2,7 +2,12 @@ with
 
 source as (
     select * from {{ source('raw_internal', 'internal_dispositions') }}
-    where file_version_id in {{ current_file_versions('internal_dispositions') }}
+    -- append-only: every filed file counts, also a second one for the same day (which the ledger calls the newer
+    -- version); the latest decision per recon_key wins downstream. Exact duplicates count once.
+    where file_version_id in (
+        select file_version_id from {{ ref('stg_lake__file_deliveries') }}
+        where format = 'internal_dispositions' and file_status in ('current', 'superseded')
+    )
 ),
 
 renamed as (

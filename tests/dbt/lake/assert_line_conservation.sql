@@ -17,6 +17,7 @@ raw_lines as (
         ('raw_bank', 'bank_statement'), ('raw_bank', 'bank_payout_result'),
         ('raw_internal', 'internal_payments'), ('raw_internal', 'internal_refunds'),
         ('raw_internal', 'internal_payouts'), ('raw_internal', 'internal_recharges'),
+        ('raw_internal', 'internal_dispositions'),
     ] %}
     {%- for src, tbl in raw %}
         select

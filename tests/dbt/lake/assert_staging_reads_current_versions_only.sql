@@ -1,4 +1,5 @@
 -- INV-06: no staged row comes from a superseded, duplicate or rejected file version.
+-- (Disposition files are append-only by design: stg_internal__recon_dispositions reads every filed version.)
 with
 
 staged as (
