@@ -128,6 +128,29 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, rate: float, taken: np.nda
     return chosen
 
 
+FEE_PLANS = ("STD", "VIP", "SMB")
+MERCHANT_NAMES = ("星河咖啡", "云间书店", "青禾便利", "山海出行", "北辰影城", "南风外卖", "远航游戏", "拾光会员")
+
+
+def merchant_directory(n: int) -> list[dict]:
+    """The merchants of a world: our id, each channel's merchant id, fee plan and settlement cycle (T+N).
+
+    `seeds/merchants.csv` is this directory for 100 merchants (a test keeps the two equal).
+    """
+    return [
+        {
+            "merchant_id": f"M{i + 1:04d}",
+            "merchant_name": f"{MERCHANT_NAMES[i % len(MERCHANT_NAMES)]}{i + 1:03d}号店",
+            "wechat_mch_id": f"16{1000000 + 7919 * (i + 1) % 9000000:08d}",
+            "alipay_pid": f"2088{(104729 * (i + 1)) % 10**12:012d}",
+            "unionpay_mer_id": f"898{(15485863 * (i + 1)) % 10**12:012d}",
+            "fee_plan_id": FEE_PLANS[i % len(FEE_PLANS)],
+            "settlement_cycle_days": 1 + i % 2,
+        }
+        for i in range(n)
+    ]
+
+
 def build_world(p: WorldParams) -> dict[str, pa.Table]:
     rng = np.random.default_rng(p.seed)
     n_days = p.days
@@ -136,14 +159,13 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
 
     # Merchants: ids per channel; every fourth WeChat merchant still gets the legacy 24-column bill.
     m = np.arange(p.merchants)
+    directory = merchant_directory(p.merchants)
     merchants = pa.table(
         {
             "merchant_idx": m,
-            "merchant_id": [f"M{i + 1:04d}" for i in m],
-            "wechat_mch_id": [f"16{1000000 + 7919 * (i + 1) % 9000000:08d}" for i in m],
+            **{k: [row[k] for row in directory] for k in ("merchant_id", "wechat_mch_id", "alipay_pid",
+                                                          "unionpay_mer_id")},
             "wechat_legacy": (m % 4 == 3),
-            "alipay_pid": [f"2088{(104729 * (i + 1)) % 10**12:012d}" for i in m],
-            "unionpay_mer_id": [f"898{(15485863 * (i + 1)) % 10**12:012d}" for i in m],
         }
     )
 

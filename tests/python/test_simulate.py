@@ -19,7 +19,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tally.simulate import ANOMALY_OUTCOMES, CHANNEL_RATE_BP, WorldParams, build_world, simulate
+from tally.simulate import (
+    ANOMALY_OUTCOMES,
+    CHANNEL_RATE_BP,
+    WorldParams,
+    build_world,
+    merchant_directory,
+    simulate,
+)
 
 WECHAT_ALL_HEADER = (
     "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
@@ -794,3 +801,12 @@ def test_late_alipay_file_arrives_two_days_late(world):
     assert t["suspense_until"] == _landing_date(late).isoformat()
     on_time = [p for p in world.glob(f"landing/*/alipay/*_{d:%Y%m%d}.csv.zip") if p != late]
     assert on_time and all(_landing_date(p) == d + ONE_DAY for p in on_time)
+
+
+def test_merchants_seed_is_the_simulators_merchant_directory():
+    seed = Path(__file__).resolve().parents[2] / "seeds" / "merchants.csv"
+    with open(seed, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    want = [{k: str(v) for k, v in r.items()} for r in merchant_directory(len(rows))]
+    assert len(rows) == 100
+    assert rows == want

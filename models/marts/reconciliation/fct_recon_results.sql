@@ -111,6 +111,8 @@ joined as (
         c.txn_at as channel_txn_at,
         i.txn_at as internal_txn_at,
         i.line_count as settled_line_count,
+        -- the channel a settlement credit comes from (the first part of its group key)
+        split_part(i.group_key, ':', 1) as settled_channel,
         c.file_version_id as channel_file_version_id,
         c.line_no as channel_line_no,
         i.file_version_id as internal_file_version_id,
@@ -241,7 +243,13 @@ final as (
         stated.recharge_id,
         stated.channel_serial,
         stated.settled_line_count,
+        stated.settled_channel,
         stated.first_seen_on,
+        -- the as-of date both sides were first visible together: the day a pair is reconciled (and clears)
+        case
+            when stated.channel_line_id is not null and stated.internal_record_id is not null
+                then stated.both_seen_on
+        end as paired_on,
         stated.suspense_until,
         case
             when stated.recon_state <> 'break' then cast(null as date)

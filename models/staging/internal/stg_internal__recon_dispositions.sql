@@ -5,8 +5,8 @@ source as (
     -- append-only: every filed file counts, also a second one for the same day (which the ledger calls the newer
     -- version); the latest decision per recon_key wins downstream. Exact duplicates count once.
     where file_version_id in (
-        select file_version_id from {{ ref('stg_lake__file_deliveries') }}
-        where format = 'internal_dispositions' and file_status in ('current', 'superseded')
+        select filed.file_version_id from {{ ref('stg_lake__file_deliveries') }} as filed
+        where filed.format = 'internal_dispositions' and filed.file_status in ('current', 'superseded')
     )
 ),
 
