@@ -1,7 +1,8 @@
-"""Score the reconciliation facts against the simulator's ground truth.
+"""Score the reconciliation facts and the merchant clearing against the simulator's ground truth.
 
 Every injected anomaly must come out as the break type (and proposed disposition) the ground truth names, and every
-break in the facts must be explained by an anomaly: a break nobody injected is a false break. Run it on a build whose
+break in the facts must be explained by an anomaly: a break nobody injected is a false break. Each merchant's
+cleared totals must equal, to the fen, what the simulator computed it is owed. Run it on a build whose
 as-of date is past every suspense window (see `closing_as_of`), or one-sided anomalies are still in suspense.
 """
 
@@ -27,10 +28,15 @@ class Score:
     explained: Counter  # break facts claimed by an anomaly
     misses: list[str]  # one line per anomaly classified wrongly
     false_breaks: list[str]  # one line per break fact no anomaly explains
+    clearing: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # merchant, truth, facts
+
+    @property
+    def clearing_misses(self) -> list[str]:
+        return [f"clearing {m}: ground truth {t}, warehouse {w}" for m, t, w in self.clearing if t != w]
 
     @property
     def perfect(self) -> bool:
-        return not self.misses and not self.false_breaks
+        return not self.misses and not self.false_breaks and not self.clearing_misses
 
     def report(self) -> str:
         types = sorted(set(self.expected) | set(self.predicted))
@@ -44,7 +50,11 @@ class Score:
         e, c = sum(self.expected.values()), sum(self.correct.values())
         p, x = sum(self.predicted.values()), sum(self.explained.values())
         out.append(f"{'overall':<18}{e:>9}{c:>9}{(c / e if e else 1):>8.1%}{p:>8}{x:>10}{(x / p if p else 1):>10.1%}")
-        out += [f"MISS  {m}" for m in self.misses[:50]]
+        if self.clearing:
+            ok = sum(t == w for _, t, w in self.clearing)
+            out.append(f"merchant clearing (payments, gross, refunds, refund, fee, net in fen): {ok} of "
+                       f"{len(self.clearing)} merchants equal to the fen")
+        out += [f"MISS  {m}" for m in self.misses[:50] + self.clearing_misses[:50]]
         out += [f"FALSE {f}" for f in self.false_breaks[:50]]
         return "\n".join(out)
 
@@ -76,6 +86,13 @@ def score(world: Path, warehouse: Path) -> Score:
             "select format, channel, merchant_key, cast(bill_date as varchar), file_status, is_empty_day "
             "from main_staging.stg_lake__file_deliveries"
         ).fetchall()
+        cleared = {
+            r[0]: tuple(int(x) for x in r[1:])
+            for r in con.sql(
+                "select merchant_id, sum(payments), sum(gross_fen), sum(refunds), sum(refund_fen), "
+                "sum(merchant_fee_fen), sum(net_fen) from main.fct_merchant_clearing_daily group by merchant_id"
+            ).fetchall()
+        }
     finally:
         con.close()
 
@@ -144,4 +161,10 @@ def score(world: Path, warehouse: Path) -> Score:
             explained[f["break_type"]] += 1
         else:
             false_breaks.append(f"{f['recon_key']} {f['break_type']} ({f['recon_state']}) bill {f['bill_date']}")
-    return Score(expected, correct, predicted, explained, misses, false_breaks)
+    clearing = []
+    truth_file = Path(world) / "ground_truth" / "merchant_clearing.csv"
+    if truth_file.exists():
+        for line in truth_file.read_text().splitlines()[1:]:
+            mid, *values = line.split(",")
+            clearing.append((mid, tuple(int(v) for v in values), cleared.get(mid)))
+    return Score(expected, correct, predicted, explained, misses, false_breaks, clearing)

@@ -129,6 +129,16 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, rate: float, taken: np.nda
 
 
 FEE_PLANS = ("STD", "VIP", "SMB")
+# What we charge merchants, basis points per channel, rounded half up per line (seeds/merchant_fee_plans.csv has the
+# same rates; a test keeps them equal). STD also charges at least 1 fen per payment.
+FEE_PLAN_RATES_BP = {
+    "STD": {"wechat": 78, "alipay": 78, "unionpay": 60},
+    "VIP": {"wechat": 65, "alipay": 65, "unionpay": 55},
+    "SMB": {"wechat": 38, "alipay": 38, "unionpay": 38},
+}
+FEE_PLAN_MIN_FEN = {"STD": 1, "VIP": 0, "SMB": 0}
+# Payment anomalies whose line still reconciles and clears (a fee mismatch is the channel's cost problem).
+CLEARING_KINDS = ("", "cross_midnight", "genuine_twin", "fee_mismatch", "duplicate_channel_row")
 MERCHANT_NAMES = ("星河咖啡", "云间书店", "青禾便利", "山海出行", "北辰影城", "南风外卖", "远航游戏", "拾光会员")
 
 
@@ -765,6 +775,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
     with open(gt / "anomalies.jsonl", "w", encoding="utf-8") as f:
         for t in truth:
             f.write(json.dumps(t, ensure_ascii=False, sort_keys=True) + "\n")
+    _merchant_clearing_truth(con, p, gt / "merchant_clearing.csv")
     counts = dict(
         con.execute("select channel, count(*) from pay where in_channel group by channel order by channel").fetchall()
     )
@@ -855,6 +866,50 @@ def _row_truth(con, p: WorldParams) -> list[dict]:
             bill_date = day0 + dt.timedelta(days=(bill_date - dt.date(1970, 1, 1)).days)
         out.append(_truth(kind, channel, bill_date, key, ref, "", amount_fen=int(delta) if delta else None))
     return out
+
+
+def _merchant_clearing_truth(con, p: WorldParams, path: Path) -> None:
+    """What each merchant is owed once the world has closed: its reconciled payments and refunds (frozen refunds,
+    mismatches and one-sided lines never clear) less our fee per its plan; written as CSV, one row per merchant."""
+    plans = " union all ".join(
+        f"select '{plan}' as plan, '{ch}' as channel, {bp} as bp, {FEE_PLAN_MIN_FEN[plan]} as min_fen"
+        for plan, rates in FEE_PLAN_RATES_BP.items() for ch, bp in rates.items()
+    )
+    merchant_plans = " union all ".join(
+        f"select '{m['merchant_id']}' as merchant_id, '{m['fee_plan_id']}' as plan"
+        for m in merchant_directory(p.merchants)
+    )
+    kinds = ", ".join(f"'{k}'" for k in CLEARING_KINDS)
+    rows = con.execute(
+        f"""
+        with plans as ({plans}),
+        merchant_plans as ({merchant_plans}),
+        fees as (
+            select p.pay_seq, p.merchant_id, p.amount_fen,
+                   greatest((2 * p.amount_fen * f.bp + 10000) // 20000, f.min_fen) as fee_fen
+            from pay as p
+            inner join merchant_plans as m using (merchant_id)
+            inner join plans as f on f.plan = m.plan and f.channel = p.channel
+            where p.in_internal and p.in_channel and p.anomaly in ({kinds})
+        ),
+        refunds as (
+            select f.merchant_id, r.amount_fen,
+                   (2 * f.fee_fen * r.amount_fen + f.amount_fen) // (2 * f.amount_fen) as fee_back_fen
+            from ref as r inner join fees as f using (pay_seq)
+            where r.channel_status = 'SUCCESS'
+        )
+        select merchant_id, count(*), sum(amount_fen), sum(fee_fen),
+               (select count(*) from refunds as r where r.merchant_id = f.merchant_id),
+               coalesce((select sum(amount_fen) from refunds as r where r.merchant_id = f.merchant_id), 0),
+               coalesce((select sum(fee_back_fen) from refunds as r where r.merchant_id = f.merchant_id), 0)
+        from fees as f group by merchant_id order by merchant_id
+        """
+    ).fetchall()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("merchant_id,payments,gross_fen,refunds,refund_fen,merchant_fee_fen,net_fen\n")
+        for mid, n_pay, gross, fee, n_ref, refund, fee_back in rows:
+            fee_net = int(fee) - int(fee_back)
+            f.write(f"{mid},{n_pay},{gross},{n_ref},{refund},{fee_net},{int(gross) - int(refund) - fee_net}\n")
 
 
 def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[Delivery]:

@@ -22,6 +22,8 @@ import pytest
 from tally.simulate import (
     ANOMALY_OUTCOMES,
     CHANNEL_RATE_BP,
+    FEE_PLAN_MIN_FEN,
+    FEE_PLAN_RATES_BP,
     WorldParams,
     build_world,
     merchant_directory,
@@ -810,3 +812,13 @@ def test_merchants_seed_is_the_simulators_merchant_directory():
     want = [{k: str(v) for k, v in r.items()} for r in merchant_directory(len(rows))]
     assert len(rows) == 100
     assert rows == want
+
+
+def test_fee_plans_seed_has_the_simulators_rates():
+    seed = Path(__file__).resolve().parents[2] / "seeds" / "merchant_fee_plans.csv"
+    with open(seed, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    got = {(r["fee_plan_id"], r["channel"]): (int(r["rate_bp"]), int(r["min_fen"]), int(r["fixed_fen"])) for r in rows}
+    want = {(plan, ch): (bp, FEE_PLAN_MIN_FEN[plan], 0) for plan, rates in FEE_PLAN_RATES_BP.items()
+            for ch, bp in rates.items()}
+    assert got == want
