@@ -21,9 +21,9 @@ grouped as (
         channel_merchant_id,
         bill_date,
         count(*) as line_count,
-        sum(amount_fen) as amount_fen,
-        sum(coalesce(fee_fen, 0)) as fee_fen,
-        sum(amount_fen - coalesce(fee_fen, 0)) as net_fen,
+        cast(sum(amount_fen) as bigint) as amount_fen,
+        cast(sum(coalesce(fee_fen, 0)) as bigint) as fee_fen,
+        cast(sum(amount_fen - coalesce(fee_fen, 0)) as bigint) as net_fen,
         max(known_on) as known_on
     from trade_lines
     -- a refund the channel still shows as PROCESSING has not moved money yet

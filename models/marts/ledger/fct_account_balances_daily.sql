@@ -7,8 +7,8 @@ daily as (
         account_code,
         sub_account,
         posted_on,
-        sum(debit_fen) as debit_fen,
-        sum(credit_fen) as credit_fen,
+        cast(sum(debit_fen) as bigint) as debit_fen,
+        cast(sum(credit_fen) as bigint) as credit_fen,
         count(*) as legs
     from {{ ref('fct_journal_lines') }}
     group by account_code, sub_account, posted_on
@@ -27,9 +27,11 @@ select
     daily.legs,
     daily.debit_fen,
     daily.credit_fen,
-    case when accounts.normal_side = 'debit' then 1 else -1 end * sum(daily.debit_fen - daily.credit_fen) over (
-        partition by daily.account_code, daily.sub_account order by daily.posted_on
-        rows between unbounded preceding and current row
+    cast(
+        case when accounts.normal_side = 'debit' then 1 else -1 end * sum(daily.debit_fen - daily.credit_fen) over (
+            partition by daily.account_code, daily.sub_account order by daily.posted_on
+            rows between unbounded preceding and current row
+        ) as bigint
     ) as closing_balance_fen
 from daily
 inner join accounts on daily.account_code = accounts.account_code

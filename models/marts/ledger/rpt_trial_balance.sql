@@ -6,8 +6,8 @@ daily as (
     select
         posted_on,
         currency,
-        sum(debit_fen) as debit_fen,
-        sum(credit_fen) as credit_fen,
+        cast(sum(debit_fen) as bigint) as debit_fen,
+        cast(sum(credit_fen) as bigint) as credit_fen,
         count(distinct journal_id) as journals
     from {{ ref('fct_journal_lines') }}
     group by posted_on, currency
@@ -19,8 +19,10 @@ select
     journals,
     debit_fen,
     credit_fen,
-    sum(debit_fen) over (partition by currency order by posted_on rows between unbounded preceding and current row)
-        as cumulative_debit_fen,
-    sum(credit_fen) over (partition by currency order by posted_on rows between unbounded preceding and current row)
-        as cumulative_credit_fen
+    cast(sum(debit_fen) over (
+        partition by currency order by posted_on rows between unbounded preceding and current row
+    ) as bigint) as cumulative_debit_fen,
+    cast(sum(credit_fen) over (
+        partition by currency order by posted_on rows between unbounded preceding and current row
+    ) as bigint) as cumulative_credit_fen
 from daily
