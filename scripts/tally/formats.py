@@ -291,6 +291,8 @@ INTERNAL_PAYOUTS = _internal(
         C("account_name", ()),
         C("created_at", (), DATETIME),
         C("updated_at", (), DATETIME),
+        # the merchant settlement batch the payout pays (older dumps lack the column)
+        C("settlement_batch_id", (), r"^SB[A-Za-z0-9]{1,40}$|^$", required=False),
     ),
     "updated_at",
 )

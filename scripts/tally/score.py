@@ -2,7 +2,8 @@
 
 Every injected anomaly must come out as the break type (and proposed disposition) the ground truth names, and every
 break in the facts must be explained by an anomaly: a break nobody injected is a false break. Each merchant's
-cleared totals must equal, to the fen, what the simulator computed it is owed. Run it on a build whose
+cleared totals must equal, to the fen, what the simulator computed it is owed, and each settlement batch its amount,
+due date and what its payouts paid. Run it on a build whose
 as-of date is past every suspense window (see `closing_as_of`), or one-sided anomalies are still in suspense.
 """
 
@@ -29,10 +30,12 @@ class Score:
     misses: list[str]  # one line per anomaly classified wrongly
     false_breaks: list[str]  # one line per break fact no anomaly explains
     clearing: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # merchant, truth, facts
+    settlement: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # batch, truth, facts
 
     @property
     def clearing_misses(self) -> list[str]:
-        return [f"clearing {m}: ground truth {t}, warehouse {w}" for m, t, w in self.clearing if t != w]
+        return [f"clearing {m}: ground truth {t}, warehouse {w}" for m, t, w in self.clearing if t != w] + [
+            f"settlement {b}: ground truth {t}, warehouse {w}" for b, t, w in self.settlement if t != w]
 
     @property
     def perfect(self) -> bool:
@@ -54,6 +57,10 @@ class Score:
             ok = sum(t == w for _, t, w in self.clearing)
             out.append(f"merchant clearing (payments, gross, refunds, refund, fee, net in fen): {ok} of "
                        f"{len(self.clearing)} merchants equal to the fen")
+        if self.settlement:
+            ok = sum(t == w for _, t, w in self.settlement)
+            out.append(f"settlement batches (merchant, cleared on, due on, amount, paid in fen): {ok} of "
+                       f"{len(self.settlement)} batches equal")
         out += [f"MISS  {m}" for m in self.misses[:50] + self.clearing_misses[:50]]
         out += [f"FALSE {f}" for f in self.false_breaks[:50]]
         return "\n".join(out)
@@ -91,6 +98,13 @@ def score(world: Path, warehouse: Path) -> Score:
             for r in con.sql(
                 "select merchant_id, sum(payments), sum(gross_fen), sum(refunds), sum(refund_fen), "
                 "sum(merchant_fee_fen), sum(net_fen) from main.fct_merchant_clearing_daily group by merchant_id"
+            ).fetchall()
+        }
+        batches = {
+            r[0]: tuple(str(x) for x in r[1:])
+            for r in con.sql(
+                "select settlement_batch_id, merchant_id, cleared_on, due_on, amount_fen, paid_fen "
+                "from main.fct_settlement_batches"
             ).fetchall()
         }
     finally:
@@ -167,4 +181,10 @@ def score(world: Path, warehouse: Path) -> Score:
         for line in truth_file.read_text().splitlines()[1:]:
             mid, *values = line.split(",")
             clearing.append((mid, tuple(int(v) for v in values), cleared.get(mid)))
-    return Score(expected, correct, predicted, explained, misses, false_breaks, clearing)
+    settlement = []
+    batch_file = Path(world) / "ground_truth" / "settlement_batches.csv"
+    if batch_file.exists():
+        for line in batch_file.read_text().splitlines()[1:]:
+            bid, *values = line.split(",")
+            settlement.append((bid, tuple(values), batches.get(bid)))
+    return Score(expected, correct, predicted, explained, misses, false_breaks, clearing, settlement)

@@ -84,7 +84,6 @@ class WorldParams:
     rate_genuine_twin: float = 0.002
     rate_refund: float = 0.05
     rate_refund_frozen: float = 0.05  # share of refunds frozen at PROCESSING in the bill
-    payouts_per_day: int = 40
     rate_payout_fail: float = 0.05
     rate_payout_processing: float = 0.05
     rate_payout_returned: float = 0.05
@@ -293,38 +292,6 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
         }
     )
 
-    # --- payouts (代付 to merchants' bank accounts): submitted during the day, results in the bank's file -------
-    n_po = p.payouts_per_day * n_days
-    po_day = np.repeat(np.arange(n_days), p.payouts_per_day)
-    po_submitted = day0 + po_day * 86400 + rng.integers(9 * 3600, 17 * 3600, n_po)
-    po_amount = rng.integers(10_000, 5_000_000, n_po).astype(np.int64)
-    u = rng.random(n_po)
-    po_outcome = np.where(u < p.rate_payout_fail, "F", "S").astype(object)
-    po_taken = np.zeros(n_po, dtype=bool)
-    po_taken[po_outcome == "F"] = True
-    not_last = np.flatnonzero(po_day < n_days - 1)
-    po_processing = _pick(rng, not_last, p.rate_payout_processing, po_taken)
-    po_returned = _pick(rng, not_last, p.rate_payout_returned, po_taken)
-    po_anomaly = np.full(n_po, "", dtype=object)
-    po_anomaly[po_processing] = "payout_processing_then_final"
-    po_anomaly[po_returned] = "payout_returned"
-    po_return_day = np.where(
-        po_anomaly == "payout_returned", np.minimum(po_day + rng.integers(1, 3, n_po), n_days - 1), -1
-    )
-    payouts = pa.table(
-        {
-            "payout_seq": np.arange(n_po),
-            "merchant_idx": rng.integers(0, p.merchants, n_po),
-            "day_idx": po_day,
-            "submitted_s": po_submitted,
-            "amount_fen": po_amount,
-            "outcome": po_outcome,
-            "final_day_idx": np.where(po_anomaly == "payout_processing_then_final", po_day + 1, po_day),
-            "return_day_idx": po_return_day,
-            "anomaly": po_anomaly,
-        }
-    )
-
     # --- offline recharges: the user applies, then wires money; the bank credit has no order id ---------------
     n_rc = p.recharges_per_day * n_days
     rc_day = np.repeat(np.arange(n_days), p.recharges_per_day)
@@ -357,7 +324,6 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
         "merchants": merchants,
         "payments": payments,
         "refunds": refunds,
-        "payouts": payouts,
         "recharges": recharges,
     }
 
@@ -704,6 +670,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
         con.execute(f"delete from ref where merchant_idx = {mi} and channel = 'wechat' and bill_date = '{d}'")
         truth.append(_truth("empty_day", "wechat", d, merchants[mi]["wechat_mch_id"], "", ""))
 
+    _settlement_payouts(con, p, late, reissue)
     balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
     for d in dates:
         deliver_day = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0))
@@ -775,7 +742,8 @@ def simulate(p: WorldParams, out: Path) -> dict:
     with open(gt / "anomalies.jsonl", "w", encoding="utf-8") as f:
         for t in truth:
             f.write(json.dumps(t, ensure_ascii=False, sort_keys=True) + "\n")
-    _merchant_clearing_truth(con, p, gt / "merchant_clearing.csv")
+    _merchant_clearing_truth(con, gt / "merchant_clearing.csv")
+    _settlement_truth(con, gt / "settlement_batches.csv")
     counts = dict(
         con.execute("select channel, count(*) from pay where in_channel group by channel order by channel").fetchall()
     )
@@ -784,7 +752,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
         "files": len(deliveries),
         "payments": world["payments"].num_rows,
         "refunds": world["refunds"].num_rows,
-        "payouts": world["payouts"].num_rows,
+        "payouts": con.execute("select count(*) from w_payouts").fetchall()[0][0],
         "recharges": world["recharges"].num_rows,
         "channel_payments": counts,
         "anomalies": len(truth),
@@ -868,48 +836,163 @@ def _row_truth(con, p: WorldParams) -> list[dict]:
     return out
 
 
-def _merchant_clearing_truth(con, p: WorldParams, path: Path) -> None:
-    """What each merchant is owed once the world has closed: its reconciled payments and refunds (frozen refunds,
-    mismatches and one-sided lines never clear) less our fee per its plan; written as CSV, one row per merchant."""
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def business_days() -> list[dt.date]:
+    """Business days from the project's calendar seed (holidays and make-up workdays included)."""
+    rows = (PROJECT_DIR / "seeds" / "business_calendar.csv").read_text().splitlines()[1:]
+    return [dt.date.fromisoformat(r.split(",")[0]) for r in rows if r.split(",")[1] == "true"]
+
+
+def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
+    """Clear, batch and pay out, as the warehouse should: tables `cleared` (one row per line that clears, with our
+    fee and its clearing day), `batches` (per merchant and clearing day, due T+N business days later) and
+    `w_payouts` (the payouts of the batches due inside the world; a failed or returned one is sent again on the
+    next business day)."""
     plans = " union all ".join(
         f"select '{plan}' as plan, '{ch}' as channel, {bp} as bp, {FEE_PLAN_MIN_FEN[plan]} as min_fen"
         for plan, rates in FEE_PLAN_RATES_BP.items() for ch, bp in rates.items()
     )
+    directory = merchant_directory(p.merchants)
     merchant_plans = " union all ".join(
-        f"select '{m['merchant_id']}' as merchant_id, '{m['fee_plan_id']}' as plan"
-        for m in merchant_directory(p.merchants)
+        f"select '{m['merchant_id']}' as merchant_id, '{m['fee_plan_id']}' as plan, "
+        f"{m['settlement_cycle_days']} as cycle" for m in directory
     )
     kinds = ", ".join(f"'{k}'" for k in CLEARING_KINDS)
-    rows = con.execute(
+    # A channel file becomes known the day after it is delivered minus one: the late and the re-issued file later.
+    shifted = [(f, n) for f, n in ((late, 2), (reissue, 1)) if f]
+
+    def known_shift(a: str) -> str:
+        cases = " ".join(f"when {a}.merchant_idx = {f[0]} and {a}.channel = '{f[1]}' and {a}.bill_date = '{f[2]}' "
+                         f"then {n}" for f, n in shifted)
+        return f"(case {cases} else 0 end)" if cases else "0"
+
+    day0 = _day_seconds(p.start_date)
+    con.execute(
         f"""
+        create or replace temp table cleared as
         with plans as ({plans}),
         merchant_plans as ({merchant_plans}),
         fees as (
-            select p.pay_seq, p.merchant_id, p.amount_fen,
+            select p.pay_seq, p.merchant_id, p.merchant_idx, p.amount_fen, p.channel,
+                   greatest(p.bill_date + {known_shift('p')}::int,
+                            (make_timestamp(p.created_s * 1000000))::date) as cleared_on,
                    greatest((2 * p.amount_fen * f.bp + 10000) // 20000, f.min_fen) as fee_fen
             from pay as p
             inner join merchant_plans as m using (merchant_id)
             inner join plans as f on f.plan = m.plan and f.channel = p.channel
             where p.in_internal and p.in_channel and p.anomaly in ({kinds})
-        ),
-        refunds as (
-            select f.merchant_id, r.amount_fen,
-                   (2 * f.fee_fen * r.amount_fen + f.amount_fen) // (2 * f.amount_fen) as fee_back_fen
-            from ref as r inner join fees as f using (pay_seq)
-            where r.channel_status = 'SUCCESS'
         )
-        select merchant_id, count(*), sum(amount_fen), sum(fee_fen),
-               (select count(*) from refunds as r where r.merchant_id = f.merchant_id),
-               coalesce((select sum(amount_fen) from refunds as r where r.merchant_id = f.merchant_id), 0),
-               coalesce((select sum(fee_back_fen) from refunds as r where r.merchant_id = f.merchant_id), 0)
-        from fees as f group by merchant_id order by merchant_id
+        select merchant_id, merchant_idx, cleared_on, amount_fen, fee_fen, 'payment' as kind from fees
+        union all
+        select f.merchant_id, f.merchant_idx, r.bill_date + {known_shift('r')}::int,
+               -r.amount_fen, -((2 * f.fee_fen * r.amount_fen + f.amount_fen) // (2 * f.amount_fen)), 'refund'
+        from ref as r inner join fees as f using (pay_seq)
+        where r.channel_status = 'SUCCESS'
+        """
+    )
+    days = business_days()
+    first, last = p.start_date, p.dates[-1]
+    batches = con.execute(
+        f"""
+        with merchant_plans as ({merchant_plans})
+        select c.merchant_id, c.merchant_idx, c.cleared_on, m.cycle, sum(c.amount_fen - c.fee_fen) as net_fen
+        from cleared as c inner join merchant_plans as m using (merchant_id)
+        group by all order by c.cleared_on, c.merchant_id
+        """
+    ).fetchall()
+    rows = []
+    for mid, mi, cleared_on, cycle, net in batches:
+        after = [d for d in days if d > cleared_on]
+        if len(after) < cycle:
+            raise ValueError(f"seeds/business_calendar.csv ends before {cleared_on} + {cycle} business days")
+        due = after[cycle - 1]
+        rows.append((f"SB{mid}{cleared_on:%Y%m%d}", mid, mi, cleared_on, due, int(net)))
+    con.execute("create or replace temp table batches (settlement_batch_id varchar, merchant_id varchar, "
+                "merchant_idx bigint, cleared_on date, due_on date, amount_fen bigint)")
+    if rows:
+        con.executemany("insert into batches values (?, ?, ?, ?, ?, ?)", rows)
+    # Payouts: batches due inside the world with money to pay, submitted on the due day.
+    due = [r for r in rows if first <= r[4] <= last and r[5] > 0]
+    rng = np.random.default_rng(p.seed + 2)
+    n = len(due)
+    day_idx = np.array([(r[4] - first).days for r in due], dtype=np.int64)
+    taken = np.zeros(n, dtype=bool)
+    anomaly = np.full(n, "", dtype=object)
+    not_last = np.flatnonzero(day_idx < p.days - 1)
+    anomaly[_pick(rng, not_last, p.rate_payout_processing, taken)] = "payout_processing_then_final"
+    anomaly[_pick(rng, not_last, p.rate_payout_returned, taken)] = "payout_returned"
+    fail = _pick(rng, not_last, p.rate_payout_fail, taken)
+    outcome = np.full(n, "S", dtype=object)
+    outcome[fail] = "F"
+    final_day = np.where(anomaly == "payout_processing_then_final", day_idx + 1, day_idx)
+    return_day = np.where(anomaly == "payout_returned", day_idx + 1, -1)
+    world_days = {d: i for i, d in enumerate(p.dates)}
+    # a failed or returned payout is sent again on the next business day inside the world
+    again = []
+    for i in np.flatnonzero((outcome == "F") | (anomaly == "payout_returned")):
+        ended = final_day[i] if outcome[i] == "F" else return_day[i]
+        nxt = next((d for d in days if d > p.dates[ended]), None)
+        if nxt in world_days:
+            again.append((i, world_days[nxt]))
+    batch_ids = [r[0] for r in due] + [due[i][0] for i, _ in again]
+    merchant_idx = [r[2] for r in due] + [due[i][2] for i, _ in again]
+    amounts = [r[5] for r in due] + [due[i][5] for i, _ in again]
+    all_days = np.concatenate([day_idx, np.array([d for _, d in again], dtype=np.int64)])
+    n_all = len(batch_ids)
+    payouts = pa.table(
+        {
+            "payout_seq": np.arange(n_all, dtype=np.int64),
+            "merchant_idx": np.array(merchant_idx, dtype=np.int64),
+            "day_idx": all_days,
+            "submitted_s": day0 + all_days * 86400 + 10 * 3600 + np.arange(n_all, dtype=np.int64) * 60,
+            "amount_fen": np.array(amounts, dtype=np.int64),
+            "outcome": np.concatenate([outcome, np.full(len(again), "S", dtype=object)]).astype(str),
+            "final_day_idx": np.concatenate([final_day, np.array([d for _, d in again], dtype=np.int64)]),
+            "return_day_idx": np.concatenate([return_day, np.full(len(again), -1, dtype=np.int64)]),
+            "anomaly": np.concatenate([anomaly, np.full(len(again), "", dtype=object)]).astype(str),
+            "settlement_batch_id": batch_ids,
+        }
+    )
+    con.register("w_payouts_arrow", payouts)
+    con.execute("create or replace temp table w_payouts as select * from w_payouts_arrow")
+    con.unregister("w_payouts_arrow")
+
+
+def _merchant_clearing_truth(con, path: Path) -> None:
+    """What each merchant is owed once the world has closed: its reconciled payments and refunds (frozen refunds,
+    mismatches and one-sided lines never clear) less our fee per its plan; one row per merchant."""
+    rows = con.execute(
+        """
+        select merchant_id, count(*) filter (where kind = 'payment'),
+               coalesce(sum(amount_fen) filter (where kind = 'payment'), 0),
+               count(*) filter (where kind = 'refund'),
+               coalesce(-sum(amount_fen) filter (where kind = 'refund'), 0), sum(fee_fen),
+               sum(amount_fen) - sum(fee_fen)
+        from cleared group by merchant_id order by merchant_id
         """
     ).fetchall()
     with open(path, "w", encoding="utf-8") as f:
         f.write("merchant_id,payments,gross_fen,refunds,refund_fen,merchant_fee_fen,net_fen\n")
-        for mid, n_pay, gross, fee, n_ref, refund, fee_back in rows:
-            fee_net = int(fee) - int(fee_back)
-            f.write(f"{mid},{n_pay},{gross},{n_ref},{refund},{fee_net},{int(gross) - int(refund) - fee_net}\n")
+        for r in rows:
+            f.write(",".join(str(x) for x in r) + "\n")
+
+
+def _settlement_truth(con, path: Path) -> None:
+    """Each settlement batch: what it owes and what its payouts paid by the end of the world."""
+    rows = con.execute(
+        """
+        select b.settlement_batch_id, b.merchant_id, b.cleared_on, b.due_on, b.amount_fen,
+               coalesce(sum(p.amount_fen) filter (where p.outcome = 'S' and p.return_day_idx < 0), 0) as paid_fen
+        from batches as b left join w_payouts as p using (settlement_batch_id)
+        group by all order by b.settlement_batch_id
+        """
+    ).fetchall()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("settlement_batch_id,merchant_id,cleared_on,due_on,amount_fen,paid_fen\n")
+        for r in rows:
+            f.write(",".join(str(x) for x in r) + "\n")
 
 
 def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[Delivery]:
@@ -940,21 +1023,23 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
         con,
         f"""
         with events as (
-            select payout_seq, merchant_idx, amount_fen, submitted_s as created_s, submitted_s as updated_s,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s as created_s,
+                   submitted_s as updated_s,
                    case when final_day_idx > day_idx then 'PROCESSING'
                         when outcome = 'F' then 'FAILED' else 'SUCCESS' end as status
             from w_payouts where day_idx = {di}
             union all
-            select payout_seq, merchant_idx, amount_fen, submitted_s, submitted_s + 86400,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s, submitted_s + 86400,
                    case when outcome = 'F' then 'FAILED' else 'SUCCESS' end
             from w_payouts where final_day_idx = {di} and final_day_idx > day_idx
             union all
-            select payout_seq, merchant_idx, amount_fen, submitted_s,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s,
                    {_day_seconds(d)} + 11 * 3600 + payout_seq % 3600, 'RETURNED'
             from w_payouts where return_day_idx = {di}
         )
         select concat_ws(',', payout_id(payout_seq), m.merchant_id, amount_fen::varchar, 'CNY', status,
-            payer_account(payout_seq + 900000), payer_name(payout_seq), ts(created_s), ts(updated_s)) as line
+            payer_account(payout_seq + 900000), payer_name(payout_seq), ts(created_s), ts(updated_s),
+            settlement_batch_id) as line
         from events inner join w_merchants as m using (merchant_idx) order by updated_s, payout_seq
         """,
     )
@@ -973,7 +1058,8 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
         "payer_id,subject",
         "refunds": "refund_id,order_id,merchant_id,channel,amount_fen,currency,status,requested_at,succeeded_at,"
         "refund_no",
-        "payouts": "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,updated_at",
+        "payouts": "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,updated_at,"
+        "settlement_batch_id",
         "recharges": "recharge_id,merchant_id,amount_fen,currency,status,payer_name,payer_account,remark_code,"
         "applied_at",
     }

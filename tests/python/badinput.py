@@ -19,9 +19,11 @@ from tally.land import LandResult, init_lake, land_file
 
 
 def world_file(world: Path, channel: str, glob: str) -> Path:
-    """The first (sorted) delivered file of a channel matching glob, skipping WeChat 'no bill' bodies."""
+    """The first (sorted) delivered file of a channel matching glob, skipping WeChat 'no bill' bodies and files with
+    fewer than two records (the first day's payout file is empty: nothing is due yet)."""
     for p in sorted(world.glob(f"landing/*/{channel}/{glob}")):
-        if not p.read_bytes().startswith(b"<xml>"):
+        data = p.read_bytes()
+        if not data.startswith(b"<xml>") and (data.count(b"\n") >= 3 or p.suffix == ".zip"):
             return p
     raise LookupError(f"no {channel}/{glob} in {world}")
 

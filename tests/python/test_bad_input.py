@@ -187,8 +187,9 @@ def test_payout_result_missing_record_lines_is_rejected(world: Path, tmp_path: P
     name, lines = text_file(world, PAYOUT)
     announced = int(lines[0].split("|")[3])
     assert announced == len(lines) - 1
-    _rejected(tmp_path, name, encode(PAYOUT, lines[:11]),
-              f"{name}: the H| header announces {announced} records, the file has 10 record lines (truncated file?)")
+    _rejected(tmp_path, name, encode(PAYOUT, lines[:-1]),
+              f"{name}: the H| header announces {announced} records, the file has {announced - 1} record lines "
+              "(truncated file?)")
 
 
 @pytest.mark.parametrize("fmt", ["alipay", "unionpay"])

@@ -18,46 +18,24 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import Build, recon_world_params
+from conftest import dbt_vars as _vars
+from conftest import failed_tests as _failed_tests
+from conftest import query as _query
 from tally.land import land
 from tally.pipeline import dbt
 from tally.score import closing_as_of, score
-from tally.simulate import ANOMALY_OUTCOMES, WorldParams, simulate
+from tally.simulate import ANOMALY_OUTCOMES, simulate
 
 SEEDS = (1, 2, 3, 4, 5)
-RATE = 0.01
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 DISPOSITION_COLUMNS = ("accepted_disposition", "decided_by", "decided_at", "disposition_note")
 
-
-def recon_world_params(seed: int) -> WorldParams:
-    """A small world with every anomaly kind switched on, often enough to occur in a few hundred payments a day."""
-    return WorldParams(
-        seed=seed, days=3, merchants=3, daily_volume=300,
-        rate_cross_midnight=RATE, rate_internal_processing=RATE, rate_internal_only=RATE, rate_channel_only=RATE,
-        rate_amount_mismatch=RATE, rate_fee_mismatch=RATE, rate_duplicate_channel_row=RATE, rate_genuine_twin=RATE,
-        rate_refund_frozen=0.3,
-    )
+pytestmark = pytest.mark.usefixtures("dbt_logs_in_tmp")  # dbt logs under tmp, not the project's logs/
 
 
 def _truth(world: Path) -> list[dict]:
     return [json.loads(line) for line in (world / "ground_truth" / "anomalies.jsonl").read_text().splitlines()]
-
-
-def _vars(as_of: dt.date | None) -> list[str]:
-    return ["--vars", f"{{as_of: {as_of.isoformat()}}}"] if as_of else []
-
-
-def _failed_tests(target: Path) -> set[str]:
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    return {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
-
-
-def _query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _query_lake(data: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -99,34 +77,8 @@ def _diff(a: bytes, b: bytes, n: int = 10) -> str:
     return f"{len(la)} vs {len(lb)} lines; only in first: {only_a[:n]}; only in second: {only_b[:n]}"
 
 
-@dataclasses.dataclass
-class Build:
-    world: Path
-    data: Path  # TALLY_DATA_DIR (holds lake/)
-    warehouse: Path
-    as_of: dt.date | None
-
-    def copy(self, dest: Path) -> Build:
-        """A private copy of the built warehouse (same lake), to corrupt or rebuild without touching this one."""
-        dest.mkdir(parents=True, exist_ok=True)
-        wh = dest / "tally.duckdb"
-        shutil.copyfile(self.warehouse, wh)
-        wal = self.warehouse.with_name(self.warehouse.name + ".wal")
-        if wal.exists():
-            shutil.copyfile(wal, wh.with_name(wh.name + ".wal"))
-        return Build(self.world, self.data, wh, self.as_of)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _dbt_logs_in_tmp(tmp_path_factory: pytest.TempPathFactory):
-    """Keep dbt's log file out of the project's logs/ (another build may be writing there)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DBT_LOG_PATH", str(tmp_path_factory.mktemp("dbt_logs")))
-        yield
-
-
 @pytest.fixture(scope="module")
-def recon_world(tmp_path_factory: pytest.TempPathFactory, _dbt_logs_in_tmp):
+def recon_world(tmp_path_factory: pytest.TempPathFactory, dbt_logs_in_tmp):
     """seed -> the simulated world's root, simulated once per module."""
     cache: dict[int, Path] = {}
 

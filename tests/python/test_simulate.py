@@ -72,7 +72,7 @@ INTERNAL_HEADERS = {
     "refunds": "refund_id,order_id,merchant_id,channel,amount_fen,currency,status,requested_at,succeeded_at,"
     "refund_no",
     "payouts": "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,"
-    "updated_at",
+    "updated_at,settlement_batch_id",
     "recharges": "recharge_id,merchant_id,amount_fen,currency,status,payer_name,payer_account,remark_code,"
     "applied_at",
 }
@@ -612,7 +612,8 @@ def test_internal_dumps(world, world_params, name):
         with path.open(encoding="utf-8", newline="") as f:
             rows = list(csv.reader(f))
         assert ",".join(rows[0]) == INTERNAL_HEADERS[name], path
-        assert len(rows) > 1, path
+        # payouts pay settlement batches T+N business days after clearing: nothing is due on the first day
+        assert len(rows) > 1 or (name == "payouts" and d == world_params.start_date), path
         for row in rows[1:]:
             assert len(row) == len(rows[0]), (path, row)
             assert re.fullmatch(r"\d+", row[rows[0].index("amount_fen")]), (path, row)

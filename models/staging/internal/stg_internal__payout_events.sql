@@ -16,6 +16,8 @@ renamed as (
         account_name,
         cast(created_at as timestamp) as created_at,
         cast(updated_at as timestamp) as updated_at,
+        -- the merchant settlement batch this payout pays (empty in dumps from before the column existed)
+        nullif(settlement_batch_id, '') as settlement_batch_id,
         bill_date as dump_date,
         file_version_id,
         line_no

@@ -1,0 +1,437 @@
+"""Clearing, settlement and the double-entry ledger: fault injection for the clearing and ledger invariants
+(INV-13..15, INV-17..22), business checks on a clean closing build, and the merchant clearing ground truth.
+
+One anomaly-rich world is simulated, landed and built once per module, as of its closing date. It starts on
+2024-02-08, so its clearing days run into the Spring Festival holiday (2024-02-10..17) and the T+N settlement
+batches fall due across it, on the Sunday make-up workday 2024-02-18 and after. Every dbt run gets its own target
+path and warehouse copy under pytest's tmp dirs; dbt's logs go to a tmp dir too.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import Build, data_test_statuses, dbt_vars, query, recon_world_params
+from tally.land import land
+from tally.pipeline import PROJECT_DIR, dbt
+from tally.score import closing_as_of, score
+from tally.simulate import merchant_directory, simulate
+
+LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(2024, 2, 8))
+SEEDS_DIR = PROJECT_DIR / "seeds"
+# the clearing and ledger data tests (INV-13..15, INV-17..22); the generic tests of the marts' yml are not selected
+SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
+N_TESTS = 9  # INV-13, INV-14, INV-15 and INV-17..INV-22
+
+
+def _seed(name: str) -> list[dict[str, str]]:
+    with open(SEEDS_DIR / f"{name}.csv", encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _business_days() -> dict[dt.date, bool]:
+    """The business calendar seed, read here from the CSV (not from the warehouse)."""
+    rows = _seed("business_calendar")
+    return {dt.date.fromisoformat(r["calendar_date"]): r["is_business_day"] == "true" for r in rows}
+
+
+def _rows(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rel = con.execute(sql, params or [])
+        cols = [d[0] for d in rel.description]
+        return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def ledger_build(tmp_path_factory: pytest.TempPathFactory, dbt_logs_in_tmp) -> Build:
+    """The world simulated, landed in full and built (models and seeds) as of its closing date. The data tests are
+    not run by the build: the clearing and ledger ones run in the `untouched` fault-injection case."""
+    root = tmp_path_factory.mktemp("ledger")
+    world = root / "world"
+    simulate(LEDGER_WORLD, world)
+    land([world / "landing"], root / "data" / "lake", out=None)
+    as_of = closing_as_of(world)
+    warehouse = root / "data" / "warehouse" / "tally.duckdb"
+    dbt(["build", "--exclude", "resource_type:test", *dbt_vars(as_of)], root / "data", warehouse,
+        target_path=root / "target", quiet=True)
+    return Build(world, root / "data", warehouse, as_of)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Fault injection: corrupt one row of a built table, run the clearing and ledger data tests (no rebuild)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _journal(where: str) -> str:
+    return f"(select min(journal_id) from main.fct_journal_lines where {where})"
+
+
+def _cleared(where: str) -> str:
+    return f"(select min(recon_key) from main.fct_cleared_lines where {where})"
+
+
+LAST_WECHAT_RECEIVABLE = (
+    "account_code = '1122' and sub_account = 'wechat' and balance_date = (select max(balance_date) "
+    "from main.fct_account_balances_daily where account_code = '1122' and sub_account = 'wechat')"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Corruption:
+    sql: str  # must touch exactly one row
+    fails: set[str]  # tests that must report fail (or error): no more, no fewer
+    warns: set[str] = dataclasses.field(default_factory=set)  # tests of severity warn that must report warn
+
+
+# The built marts are tables: corrupting one does not change the tables derived from it (rpt_trial_balance,
+# fct_account_balances_daily, fct_merchant_clearing_daily, fct_settlement_batches keep the values they were built
+# with), so a test comparing a table with the one it was derived from fails along with the invariant itself.
+CORRUPTIONS = {
+    "untouched": Corruption("", set()),
+    # INV-17: a clearing journal's receivable leg one fen too big; its balance rows no longer match the journal
+    "journal_leg_amount_changed": Corruption(
+        "update main.fct_journal_lines set debit_fen = debit_fen + 1, amount_fen = amount_fen + 1 "
+        "where leg_no = 1 and journal_id = " + _journal("journal_type = 'clearing' and leg_no = 1 and side = 'debit'"),
+        {"assert_every_journal_balances", "assert_balances_equal_entries"},
+    ),
+    # INV-17: a settlement journal loses its receivable leg: one leg left, unbalanced
+    "journal_leg_deleted": Corruption(
+        "delete from main.fct_journal_lines where leg_no = 2 and journal_id = "
+        + _journal("journal_type = 'channel_settlement'"),
+        {"assert_every_journal_balances", "assert_balances_equal_entries"},
+    ),
+    # INV-17: a leg of zero fen (debit and credit columns untouched, so the balances still agree)
+    "journal_leg_zero_amount": Corruption(
+        "update main.fct_journal_lines set amount_fen = 0 "
+        "where leg_no = 2 and journal_id = " + _journal("journal_type = 'clearing'"),
+        {"assert_every_journal_balances"},
+    ),
+    # a fee revenue leg booked to an account the chart does not know: the journal still balances, so only the fee
+    # revenue balance drifts from its entries (the chart relationship test of the model's yml is not selected)
+    "journal_leg_unknown_account": Corruption(
+        "update main.fct_journal_lines set account_code = '9999' "
+        "where account_code = '6001' and journal_id = " + _journal("account_code = '6001'"),
+        {"assert_balances_equal_entries"},
+    ),
+    # INV-18: one day's debits in the trial balance one fen off
+    "trial_balance_day_changed": Corruption(
+        "update main.rpt_trial_balance set debit_fen = debit_fen + 1 "
+        "where posted_on = (select min(posted_on) from main.rpt_trial_balance)",
+        {"assert_trial_balance"},
+    ),
+    # INV-19: a stored closing balance drifts from the journal
+    "balance_drifted": Corruption(
+        "update main.fct_account_balances_daily set closing_balance_fen = closing_balance_fen + 1 "
+        "where account_code = '6001' and sub_account = 'alipay' and balance_date = (select min(balance_date) "
+        "from main.fct_account_balances_daily where account_code = '6001' and sub_account = 'alipay')",
+        {"assert_balances_equal_entries"},
+    ),
+    # INV-21: a merchant payable closing a day below zero (and no longer the sum of its entries)
+    "merchant_payable_negative": Corruption(
+        "update main.fct_account_balances_daily set closing_balance_fen = -closing_balance_fen "
+        "where account_code = '2202' and sub_account = 'M0001' and balance_date = (select min(balance_date) "
+        "from main.fct_account_balances_daily where account_code = '2202' and sub_account = 'M0001')",
+        {"assert_no_negative_balances_where_forbidden", "assert_balances_equal_entries"},
+    ),
+    # INV-20 (warn): the channel receivable left open: WeChat's last balance, the day its last settlement arrived,
+    # is lost; the one before is not zero and older than the settlement window. Every remaining row still equals
+    # its entries, so nothing fails.
+    "receivable_settlement_day_missing": Corruption(
+        f"delete from main.fct_account_balances_daily where {LAST_WECHAT_RECEIVABLE}",
+        set(), {"assert_channel_receivable_settles"},
+    ),
+    # INV-20 (warn): WeChat's receivable closes at 1 fen instead of 0 (a drifted balance too)
+    "receivable_left_open": Corruption(
+        f"update main.fct_account_balances_daily set closing_balance_fen = 1 where {LAST_WECHAT_RECEIVABLE}",
+        {"assert_balances_equal_entries"}, {"assert_channel_receivable_settles"},
+    ),
+    # INV-22: a settlement journal's leg points at a fact that does not exist
+    "journal_source_points_nowhere": Corruption(
+        "update main.fct_journal_lines set source_recon_key = 'bank_statement|bank_serial:NOWHERE' "
+        "where leg_no = 1 and journal_id = " + _journal("journal_type = 'channel_settlement'"),
+        {"assert_journals_trace_to_sources"},
+    ),
+    # INV-22: a cleared line whose journal is missing: the line now stands for a fact no journal was posted for
+    # (an unpaired record of ours), and its own journal is left without a cleared line
+    "cleared_line_without_journal": Corruption(
+        "update main.fct_cleared_lines set recon_key = (select min(recon_key) from main.fct_recon_results "
+        "where recon_stream = 'trade' and break_type = 'internal_only') "
+        "where recon_key = " + _cleared("row_kind = 'payment'"),
+        {"assert_journals_trace_to_sources"},
+    ),
+    # INV-13: a payment's merchant fee off the plan by a fen; its batch no longer adds up either (INV-15)
+    "cleared_fee_changed": Corruption(
+        "update main.fct_cleared_lines set merchant_fee_fen = merchant_fee_fen + 1 "
+        "where recon_key = " + _cleared("row_kind = 'payment'"),
+        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch"},
+    ),
+    # INV-13: a matched line's channel cost no longer the fee the channel reported (the net is untouched)
+    "cleared_channel_cost_changed": Corruption(
+        "update main.fct_cleared_lines set channel_cost_fen = channel_cost_fen + 1 "
+        "where recon_key = " + _cleared("break_type = 'matched'"),
+        {"assert_merchant_fees_follow_fee_plans"},
+    ),
+    # INV-14: a merchant's daily net is not gross - refunds - fees
+    "merchant_net_changed": Corruption(
+        "update main.fct_merchant_clearing_daily set net_fen = net_fen + 1 "
+        "where settlement_batch_id = (select min(settlement_batch_id) from main.fct_merchant_clearing_daily)",
+        {"assert_clearing_identity"},
+    ),
+    # INV-15: a cleared line moved into another merchant's batch: both batches' counts and amounts are off
+    "cleared_line_moved_batch": Corruption(
+        "update main.fct_cleared_lines set settlement_batch_id = (select max(settlement_batch_id) "
+        "from main.fct_settlement_batches) "
+        "where recon_key = " + _cleared("merchant_id = 'M0001'"),
+        {"assert_each_cleared_line_in_one_batch"},
+    ),
+    # INV-15: a batch paying a fen more than its lines
+    "batch_amount_changed": Corruption(
+        "update main.fct_settlement_batches set amount_fen = amount_fen + 1 "
+        "where settlement_batch_id = (select min(settlement_batch_id) from main.fct_settlement_batches)",
+        {"assert_each_cleared_line_in_one_batch"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_clearing_and_ledger_invariants_catch_corrupted_tables(ledger_build: Build, tmp_path: Path, case: str):
+    """Failures are the tests reporting `fail` or `error`; INV-20 has severity warn and reports `warn` when it finds
+    rows (dbt then exits 0), so warnings are asserted separately."""
+    c = CORRUPTIONS[case]
+    b = ledger_build.copy(tmp_path / "warehouse")
+    if c.sql:
+        con = duckdb.connect(str(b.warehouse))
+        try:
+            assert con.execute(c.sql).fetchall() == [(1,)], "the corruption must touch exactly one row"
+        finally:
+            con.close()
+    target = tmp_path / "target"
+    args = ["test", *SELECT, *dbt_vars(b.as_of)]
+    if c.fails:
+        with pytest.raises(RuntimeError):
+            dbt(args, b.data, b.warehouse, target_path=target, quiet=True)
+    else:
+        dbt(args, b.data, b.warehouse, target_path=target, quiet=True)
+    statuses = data_test_statuses(target)
+    assert len(statuses) == N_TESTS, sorted(statuses)
+    assert set(statuses.values()) <= {"pass", "warn", "fail", "error"}
+    assert {t for t, s in statuses.items() if s in ("fail", "error")} == c.fails
+    assert {t for t, s in statuses.items() if s == "warn"} == c.warns
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. Business checks on the clean closing build, computed here from the built tables and the seeds' CSVs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _balances_at(warehouse: Path, account: str, as_of: dt.date) -> dict[str, int]:
+    """Sub-account -> the account's balance at as_of: its last closing balance on or before that day."""
+    rows = query(warehouse, """select sub_account, balance_date, closing_balance_fen
+                               from main.fct_account_balances_daily
+                               where account_code = ? and balance_date <= ?""", [account, as_of])
+    last: dict[str, tuple[dt.date, int]] = {}
+    for sub, day, bal in rows:
+        if sub not in last or day > last[sub][0]:
+            last[sub] = (day, bal)
+    return {sub: bal for sub, (_, bal) in last.items()}
+
+
+def _legs_net(warehouse: Path, account: str, as_of: dt.date) -> dict[str, int]:
+    """Sub-account -> debits minus credits of the account's journal legs up to as_of."""
+    net: dict[str, int] = collections.defaultdict(int)
+    for sub, debit, credit in query(warehouse, """select sub_account, debit_fen, credit_fen from main.fct_journal_lines
+                                                  where account_code = ? and posted_on <= ?""", [account, as_of]):
+        net[sub] += debit - credit
+    return dict(net)
+
+
+def _settlement_credits(warehouse: Path) -> list[dict]:
+    """Our bank statement's credits from the channels' settlement accounts (seed settlement_payer_accounts)."""
+    payers = {r["payer_account"]: r["channel"] for r in _seed("settlement_payer_accounts")}
+    rows = _rows(warehouse, """select bank_serial, statement_date, credit_fen, debit_fen, counterparty_account
+                               from main_staging.stg_bank__statement_lines""")
+    out = [dict(r, channel=payers[r["counterparty_account"]]) for r in rows if r["counterparty_account"] in payers]
+    assert out and all(r["debit_fen"] == 0 and r["credit_fen"] > 0 for r in out)
+    return out
+
+
+def test_channel_receivable_closes_at_zero_per_channel(ledger_build: Build):
+    b = ledger_build
+    # what each channel's own bills say it owes us (amount less its fee, lines it lists as done) ...
+    owed: dict[str, int] = collections.defaultdict(int)
+    for channel, amount, fee in query(b.warehouse, """select channel, amount_fen, fee_fen
+                                                      from main_intermediate.int_recon__channel_lines
+                                                      where recon_stream = 'trade' and status = 'SUCCESS'"""):
+        owed[channel] += amount - (fee or 0)
+    # ... and what it paid into our bank account
+    paid: dict[str, int] = collections.defaultdict(int)
+    for r in _settlement_credits(b.warehouse):
+        paid[r["channel"]] += r["credit_fen"]
+    assert set(owed) == set(paid) == {"wechat", "alipay", "unionpay"}
+    assert {ch: owed[ch] - paid[ch] for ch in owed} == dict.fromkeys(owed, 0)
+    # the ledger's transit account agrees: back to zero per channel, by its stored balance and by its legs
+    assert _balances_at(b.warehouse, "1122", b.as_of) == dict.fromkeys(owed, 0)
+    assert _legs_net(b.warehouse, "1122", b.as_of) == dict.fromkeys(owed, 0)
+    # and it was not zero all along: it carried what a channel owed until the settlement arrived
+    assert query(b.warehouse, """select count(*) from main.fct_account_balances_daily
+                                 where account_code = '1122' and closing_balance_fen <> 0""")[0][0] > 0
+
+
+def test_bank_account_holds_the_reconciled_settlement_credits(ledger_build: Build):
+    b = ledger_build
+    credits = _settlement_credits(b.warehouse)
+    reconciled = {r["channel_serial"]: r for r in _rows(b.warehouse, """
+        select channel_serial, channel_amount_fen, bill_date, settled_channel from main.fct_recon_results
+        where recon_stream = 'bank_statement' and row_kind = 'channel_settlement' and break_type = 'matched'""")}
+    # in this world every channel settlement credit on the statement is reconciled, to the fen and channel
+    assert {r["bank_serial"] for r in credits} == set(reconciled)
+    for r in credits:
+        f = reconciled[r["bank_serial"]]
+        assert (f["channel_amount_fen"], f["bill_date"], f["settled_channel"]) == (
+            r["credit_fen"], r["statement_date"], r["channel"])
+    total = sum(f["channel_amount_fen"] for f in reconciled.values())
+    assert total > 0
+    assert _balances_at(b.warehouse, "1002", b.as_of) == {"settlement": total}
+    assert _legs_net(b.warehouse, "1002", b.as_of) == {"settlement": total}
+    # day by day: the balance is the settlement credits booked up to that statement date
+    for day, balance in query(b.warehouse, """select balance_date, closing_balance_fen
+                                              from main.fct_account_balances_daily where account_code = '1002'"""):
+        assert balance == sum(r["credit_fen"] for r in credits if r["statement_date"] <= day), day
+
+
+def test_merchant_payable_equals_settlement_batches_and_ground_truth(ledger_build: Build):
+    b = ledger_build
+    payable = _balances_at(b.warehouse, "2202", b.as_of)
+    batches: dict[str, int] = collections.defaultdict(int)
+    for merchant, amount in query(b.warehouse, "select merchant_id, amount_fen from main.fct_settlement_batches"):
+        batches[merchant] += amount
+    merchants = {m["merchant_id"] for m in merchant_directory(LEDGER_WORLD.merchants)}
+    assert set(payable) == set(batches) == merchants
+    assert sum(payable.values()) == sum(batches.values()) > 0
+    assert payable == dict(batches)
+    # what the simulator computed each merchant is owed, independently of the warehouse
+    with open(b.world / "ground_truth" / "merchant_clearing.csv", encoding="utf-8", newline="") as f:
+        truth = {r["merchant_id"]: int(r["net_fen"]) for r in csv.DictReader(f)}
+    assert payable == truth
+
+
+def test_settlement_batches_fall_due_n_business_days_after_clearing(ledger_build: Build):
+    b = ledger_build
+    calendar = _business_days()
+    cycle = {r["merchant_id"]: int(r["settlement_cycle_days"]) for r in _seed("merchants")}
+    batches = _rows(b.warehouse, "select settlement_batch_id, merchant_id, cleared_on, due_on, batch_status "
+                                 "from main.fct_settlement_batches order by settlement_batch_id")
+    assert len(batches) == LEDGER_WORLD.merchants * LEDGER_WORLD.days
+    for batch in batches:
+        cleared_on, due_on = batch["cleared_on"], batch["due_on"]
+        assert due_on is not None and calendar[due_on], batch
+        days = [cleared_on + dt.timedelta(days=i) for i in range(1, (due_on - cleared_on).days + 1)]
+        assert sum(calendar[d] for d in days) == cycle[batch["merchant_id"]], batch
+    due = {(r["merchant_id"], r["cleared_on"]): r["due_on"] for r in batches}
+    # the holiday in the dates: T+1 from Friday 2024-02-09 is the make-up Sunday after the Spring Festival, T+2
+    # the Monday after it; a line cleared on the holiday Saturday is due then as well
+    assert due["M0001", dt.date(2024, 2, 9)] == dt.date(2024, 2, 18)
+    assert due["M0002", dt.date(2024, 2, 9)] == dt.date(2024, 2, 19)
+    assert due["M0003", dt.date(2024, 2, 10)] == dt.date(2024, 2, 18)
+    assert due["M0001", dt.date(2024, 2, 8)] == dt.date(2024, 2, 9)
+    # as of the closing date (2024-02-18) the T+2 batches due on the 19th are still to come
+    assert b.as_of == dt.date(2024, 2, 18)
+    status = {(r["merchant_id"], r["cleared_on"]): r["batch_status"] for r in batches}
+    assert status["M0002", dt.date(2024, 2, 9)] == "scheduled" and status["M0001", dt.date(2024, 2, 9)] == "due"
+
+
+# The State Council's 2024 schedule (国办发明电〔2023〕7号): days off, and the weekend days worked instead (调休).
+HOLIDAYS_2024 = [
+    ("2024-01-01", "2024-01-01"), ("2024-02-10", "2024-02-17"), ("2024-04-04", "2024-04-06"),
+    ("2024-05-01", "2024-05-05"), ("2024-06-10", "2024-06-10"), ("2024-09-15", "2024-09-17"),
+    ("2024-10-01", "2024-10-07"),
+]
+MAKEUP_WORKDAYS_2024 = ["2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14",
+                        "2024-09-29", "2024-10-12"]
+
+
+def test_business_calendar_has_the_2024_holidays_and_makeup_workdays(ledger_build: Build):
+    calendar = _business_days()
+    assert calendar[dt.date(2024, 2, 12)] is False  # Spring Festival
+    assert calendar[dt.date(2024, 2, 18)] is True and dt.date(2024, 2, 18).weekday() == 6  # a Sunday, worked
+    holidays = {dt.date.fromisoformat(a) + dt.timedelta(days=i) for a, z in HOLIDAYS_2024
+                for i in range((dt.date.fromisoformat(z) - dt.date.fromisoformat(a)).days + 1)}
+    makeup = {dt.date.fromisoformat(d) for d in MAKEUP_WORKDAYS_2024}
+    days_2024 = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(366)]
+    assert set(days_2024) <= set(calendar), "the calendar must cover every day of 2024"
+    expected = {d: d in makeup or (d.weekday() < 5 and d not in holidays) for d in days_2024}
+    assert {d: calendar[d] for d in days_2024} == expected
+    assert sum(expected.values()) == 251  # 2024 had 251 working days
+    # the calendar has no gaps to the end, and the warehouse's seed table is this CSV
+    first, last = min(calendar), max(calendar)
+    assert len(calendar) == (last - first).days + 1 and last >= dt.date(2025, 12, 31)
+    built = dict(query(ledger_build.warehouse,
+                       "select calendar_date, is_business_day from main_seeds.business_calendar"))
+    assert built == calendar
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. The merchant clearing against the simulator's ground truth
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_clearing_matches_ground_truth_for_every_merchant(ledger_build: Build):
+    s = score(ledger_build.world, ledger_build.warehouse)
+    merchants = [m["merchant_id"] for m in merchant_directory(LEDGER_WORLD.merchants)]
+    assert sorted(m for m, _, _ in s.clearing) == merchants
+    assert all(w is not None and t[0] > 0 for _, t, w in s.clearing), s.clearing
+    assert s.clearing_misses == [], s.report()
+    assert s.perfect, s.report()
+
+
+def _copy_world(world: Path, dest: Path) -> Path:
+    """The parts of a world score() reads: world.json and the ground truth."""
+    dest.mkdir(parents=True)
+    shutil.copyfile(world / "world.json", dest / "world.json")
+    shutil.copytree(world / "ground_truth", dest / "ground_truth")
+    return dest
+
+
+@pytest.mark.parametrize("side", ["warehouse", "ground_truth"])
+def test_clearing_score_catches_a_difference_of_one_fen(ledger_build: Build, tmp_path: Path, side: str):
+    world, warehouse = ledger_build.world, ledger_build.warehouse
+    if side == "warehouse":
+        # M0002's fees of one clearing day a fen higher, its net a fen lower
+        warehouse = ledger_build.copy(tmp_path / "warehouse").warehouse
+        con = duckdb.connect(str(warehouse))
+        try:
+            assert con.execute(
+                """update main.fct_merchant_clearing_daily set merchant_fee_fen = merchant_fee_fen + 1,
+                   net_fen = net_fen - 1 where merchant_id = 'M0002'
+                   and cleared_on = (select min(cleared_on) from main.fct_merchant_clearing_daily)"""
+            ).fetchall() == [(1,)]
+        finally:
+            con.close()
+    else:
+        # the ground truth says M0002 grossed a fen more (and nets a fen more)
+        world = _copy_world(world, tmp_path / "world")
+        path = world / "ground_truth" / "merchant_clearing.csv"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        cols = lines[0].split(",")
+        for i, line in enumerate(lines[1:], 1):
+            values = line.split(",")
+            if values[0] == "M0002":
+                for col in ("gross_fen", "net_fen"):
+                    values[cols.index(col)] = str(int(values[cols.index(col)]) + 1)
+                lines[i] = ",".join(values)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    s = score(world, warehouse)
+    assert [m for m, t, w in s.clearing if t != w] == ["M0002"]
+    assert len(s.clearing_misses) == 1 and s.clearing_misses[0].startswith("clearing M0002: ")
+    assert not s.perfect
+    assert not s.misses and not s.false_breaks  # only the clearing moved
