@@ -1,36 +1,75 @@
--- INV-22: two-way traceability. Every cleared line, every channel line that moved money without clearing and every
--- reconciled channel settlement has its journal; every journal leg points at a reconciliation fact that exists.
+-- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each channel line
+-- that moved money without clearing (BRK), each bank statement line (STL, PDB, PRT, RCG or UNR), each payout we
+-- requested (PFZ) and each that failed (PFL); and every journal points back at a fact that exists (the opening
+-- balance OPN at the statement line it comes from).
 with
 
-sources as (
-    select 'CLR:' || recon_key as journal_id from {{ ref('fct_cleared_lines') }}
+facts as (
+    select * from {{ ref('fct_recon_results') }}
+),
+
+expected as (
+    select
+        recon_key as source_recon_key,
+        'CLR' as family
+    from {{ ref('fct_cleared_lines') }}
     union all
-    select 'BRK:' || recon_key as journal_id from {{ ref('fct_recon_results') }}
+    select
+        recon_key as source_recon_key,
+        'BRK' as family
+    from facts
     where
         recon_stream = 'trade' and channel_line_id is not null and channel_status = 'SUCCESS'
         and not (internal_record_id is not null and break_type in ('matched', 'fee_mismatch'))
         and channel_amount_fen - coalesce(channel_fee_fen, 0) <> 0
     union all
-    select 'STL:' || recon_key as journal_id from {{ ref('fct_recon_results') }}
-    where
-        recon_stream = 'bank_statement' and row_kind = 'channel_settlement'
-        and channel_line_id is not null and internal_record_id is not null
+    select
+        recon_key as source_recon_key,
+        'BANK' as family
+    from facts
+    where recon_stream = 'bank_statement' and channel_line_id is not null and channel_amount_fen <> 0
+    union all
+    select
+        min(recon_key) as source_recon_key,
+        'PFZ' as family
+    from (
+        select
+            recon_key,
+            payout_id,
+            row_number() over (partition by payout_id order by bill_date, internal_txn_at, internal_line_no) as n
+        from facts
+        where recon_stream = 'payout_result' and internal_record_id is not null
+    ) as firsts
+    where n = 1
+    group by payout_id
+    union all
+    select
+        recon_key as source_recon_key,
+        'PFL' as family
+    from facts
+    where recon_stream = 'payout_result' and internal_record_id is not null and internal_status = 'FAILED'
 ),
 
 journals as (
     select distinct
-        journal_id,
-        source_recon_key
+        source_recon_key,
+        case
+            when left(journal_id, 4) in ('STL:', 'PDB:', 'PRT:', 'RCG:', 'UNR:') then 'BANK'
+            else left(journal_id, 3)
+        end as family
     from {{ ref('fct_journal_lines') }}
+    where journal_type <> 'opening_balance'
 )
 
 select
-    coalesce(sources.journal_id, journals.journal_id) as journal_id,
-    sources.journal_id is null as journal_without_source,
-    journals.journal_id is null as source_without_journal
-from sources
-full outer join journals on sources.journal_id = journals.journal_id
+    coalesce(expected.source_recon_key, journals.source_recon_key) as source_recon_key,
+    coalesce(expected.family, journals.family) as family,
+    expected.source_recon_key is null as journal_without_source,
+    journals.source_recon_key is null as source_without_journal
+from expected
+full outer join journals
+    on expected.source_recon_key = journals.source_recon_key and expected.family = journals.family
 where
-    sources.journal_id is null
-    or journals.journal_id is null
-    or journals.source_recon_key not in (select f.recon_key from {{ ref('fct_recon_results') }} as f)
+    expected.source_recon_key is null
+    or journals.source_recon_key is null
+    or journals.source_recon_key not in (select f.recon_key from facts as f)
