@@ -81,17 +81,13 @@ def _cleared(where: str) -> str:
     return f"(select min(recon_key) from main.fct_cleared_lines where {where})"
 
 
-LAST_WECHAT_RECEIVABLE = (
-    "account_code = '1122' and sub_account = 'wechat' and balance_date = (select max(balance_date) "
-    "from main.fct_account_balances_daily where account_code = '1122' and sub_account = 'wechat')"
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Corruption:
-    sql: str  # must touch exactly one row
+    sql: str  # must touch exactly `rows` rows
     fails: set[str]  # tests that must report fail (or error): no more, no fewer
     warns: set[str] = dataclasses.field(default_factory=set)  # tests of severity warn that must report warn
+    rows: int = 1
 
 
 # The built marts are tables: corrupting one does not change the tables derived from it (rpt_trial_balance,
@@ -104,12 +100,15 @@ CORRUPTIONS = {
         "update main.fct_journal_lines set debit_fen = debit_fen + 1, amount_fen = amount_fen + 1 "
         "where leg_no = 1 and journal_id = " + _journal("journal_type = 'clearing' and leg_no = 1 and side = 'debit'"),
         {"assert_every_journal_balances", "assert_balances_equal_entries"},
+        # the receivable of that line's bill day no longer nets to zero either
+        {"assert_channel_receivable_settles"},
     ),
     # INV-17: a settlement journal loses its receivable leg: one leg left, unbalanced
     "journal_leg_deleted": Corruption(
         "delete from main.fct_journal_lines where leg_no = 2 and journal_id = "
         + _journal("journal_type = 'channel_settlement'"),
         {"assert_every_journal_balances", "assert_balances_equal_entries"},
+        {"assert_channel_receivable_settles"},
     ),
     # a fee revenue leg booked to an account the chart does not know: the journal still balances, so only the fee
     # revenue balance drifts from its entries (the chart relationship test of the model's yml is not selected)
@@ -138,17 +137,26 @@ CORRUPTIONS = {
         "from main.fct_account_balances_daily where account_code = '2202' and sub_account = 'M0001')",
         {"assert_no_negative_balances_where_forbidden", "assert_balances_equal_entries"},
     ),
-    # INV-20 (warn): the channel receivable left open: WeChat's last balance, the day its last settlement arrived,
-    # is lost; the one before is not zero and older than the settlement window. Every remaining row still equals
-    # its entries, so nothing fails.
-    "receivable_settlement_day_missing": Corruption(
-        f"delete from main.fct_account_balances_daily where {LAST_WECHAT_RECEIVABLE}",
+    # INV-20 (warn): a channel never settled one bill day: that day's settlement journal is gone, so the day's
+    # receivable stays open past the window (and the statement line has no journal: INV-22; the stored balances
+    # still include it: INV-19)
+    "bill_day_never_settled": Corruption(
+        "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'channel_settlement'"),
+        {"assert_balances_equal_entries", "assert_journals_trace_to_sources"}, {"assert_channel_receivable_settles"},
+        rows=2,  # both legs
+    ),
+    # INV-20 (warn): a settlement booked against the wrong bill day: both days stay open, nothing else changes
+    "settlement_booked_to_wrong_day": Corruption(
+        "update main.fct_journal_lines set channel_bill_date = channel_bill_date - 1 "
+        "where account_code = '1122' and journal_id = " + _journal("journal_type = 'channel_settlement'"),
         set(), {"assert_channel_receivable_settles"},
     ),
-    # INV-20 (warn): WeChat's receivable closes at 1 fen instead of 0 (a drifted balance too)
-    "receivable_left_open": Corruption(
-        f"update main.fct_account_balances_daily set closing_balance_fen = 1 where {LAST_WECHAT_RECEIVABLE}",
-        {"assert_balances_equal_entries"}, {"assert_channel_receivable_settles"},
+    # INV-22: the legs of one journal point at different facts (a settlement's receivable leg at a recharge)
+    "journal_legs_mixed_sources": Corruption(
+        "update main.fct_journal_lines set source_recon_key = (select min(source_recon_key) "
+        "from main.fct_journal_lines where journal_type = 'recharge') "
+        "where leg_no = 2 and journal_id = " + _journal("journal_type = 'channel_settlement'"),
+        {"assert_journals_trace_to_sources"},
     ),
     # the bank balance assertion: the ledger's bank account off the statement's printed balance on the last day
     "bank_balance_drifted": Corruption(
@@ -177,6 +185,12 @@ CORRUPTIONS = {
         "where recon_key = " + _cleared("row_kind = 'payment'"),
         {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch"},
     ),
+    # INV-13: a refund gives back a fen too much fee; its batch no longer adds up either (INV-15)
+    "refund_fee_back_changed": Corruption(
+        "update main.fct_cleared_lines set merchant_fee_fen = merchant_fee_fen - 1 "
+        "where recon_key = " + _cleared("row_kind = 'refund'"),
+        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch"},
+    ),
     # INV-14: a merchant's daily net is not gross - refunds - fees
     "merchant_net_changed": Corruption(
         "update main.fct_merchant_clearing_daily set net_fen = net_fen + 1 "
@@ -202,7 +216,7 @@ def test_clearing_and_ledger_invariants_catch_corrupted_tables(ledger_build: Bui
     if c.sql:
         con = duckdb.connect(str(b.warehouse))
         try:
-            assert con.execute(c.sql).fetchall() == [(1,)], "the corruption must touch exactly one row"
+            assert con.execute(c.sql).fetchall() == [(c.rows,)], f"the corruption must touch exactly {c.rows} row(s)"
         finally:
             con.close()
     target = tmp_path / "target"

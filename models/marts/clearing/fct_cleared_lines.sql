@@ -23,7 +23,8 @@ plans as (
 payments as (
     select
         order_id,
-        amount_fen
+        amount_fen,
+        dump_date
     from {{ ref('stg_internal__payments') }}
 ),
 
@@ -42,12 +43,13 @@ priced as (
         ) as order_fee_fen
     from facts
     inner join merchants on facts.merchant_id = merchants.merchant_id
+    left join payments on facts.order_id = payments.order_id
+    -- the plan in force when the payment was made prices the payment and every refund of it
     inner join plans
         on
             merchants.fee_plan_id = plans.fee_plan_id
             and facts.channel = plans.channel
-            and facts.bill_date between plans.valid_from and plans.valid_to
-    left join payments on facts.order_id = payments.order_id
+            and coalesce(payments.dump_date, facts.bill_date) between plans.valid_from and plans.valid_to
 )
 
 select

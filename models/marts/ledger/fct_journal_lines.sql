@@ -59,6 +59,8 @@ movements as (
         '2202' as credit_account,
         merchant_id as credit_sub,
         amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
@@ -74,6 +76,8 @@ movements as (
         '6001' as credit_account,
         channel as credit_sub,
         merchant_fee_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
@@ -89,6 +93,8 @@ movements as (
         '1122' as credit_account,
         channel as credit_sub,
         channel_cost_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
@@ -104,6 +110,8 @@ movements as (
         '2241' as credit_account,
         channel as credit_sub,
         channel_amount_fen - coalesce(channel_fee_fen, 0) as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
@@ -122,6 +130,8 @@ movements as (
         '3001' as credit_account,
         'settlement' as credit_sub,
         opening_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        cast(null as date) as channel_bill_date,
         'bank_statement|opening:' || file_version_id as source_recon_key,
         file_version_id as source_file_version_id,
         line_no as source_line_no
@@ -165,6 +175,9 @@ movements as (
         end as credit_sub,
         -- credit - debit: a payout debit is negative and runs the movement backwards
         channel_amount_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        case when row_kind = 'channel_settlement' and break_type = 'matched' then settled_bill_date end
+            as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
@@ -180,6 +193,8 @@ movements as (
         '2203' as credit_account,
         merchant_id as credit_sub,
         internal_amount_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        cast(null as date) as channel_bill_date,
         recon_key as source_recon_key,
         internal_file_version_id as source_file_version_id,
         internal_line_no as source_line_no
@@ -196,6 +211,8 @@ movements as (
         '2202' as credit_account,
         merchant_id as credit_sub,
         internal_amount_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        cast(null as date) as channel_bill_date,
         recon_key as source_recon_key,
         internal_file_version_id as source_file_version_id,
         internal_line_no as source_line_no
@@ -212,6 +229,7 @@ legs as (
         debit_account as account_code,
         debit_sub as sub_account,
         amount_fen as signed_fen,
+        channel_bill_date,
         source_recon_key,
         source_file_version_id,
         source_line_no
@@ -225,6 +243,7 @@ legs as (
         credit_account as account_code,
         credit_sub as sub_account,
         -amount_fen as signed_fen,
+        channel_bill_date,
         source_recon_key,
         source_file_version_id,
         source_line_no
@@ -244,6 +263,7 @@ select
     case when legs.signed_fen < 0 then -legs.signed_fen else 0 end as credit_fen,
     abs(legs.signed_fen) as amount_fen,
     'CNY' as currency,
+    case when legs.account_code = '1122' then legs.channel_bill_date end as channel_bill_date,
     legs.source_recon_key,
     legs.source_file_version_id,
     legs.source_line_no

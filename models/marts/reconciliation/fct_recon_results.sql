@@ -113,6 +113,7 @@ joined as (
         i.line_count as settled_line_count,
         -- the channel a settlement credit comes from (the first part of its group key)
         split_part(i.group_key, ':', 1) as settled_channel,
+        case when i.group_key is not null then i.bill_date end as settled_bill_date,
         c.file_version_id as channel_file_version_id,
         c.line_no as channel_line_no,
         i.file_version_id as internal_file_version_id,
@@ -244,6 +245,7 @@ final as (
         stated.channel_serial,
         stated.settled_line_count,
         stated.settled_channel,
+        stated.settled_bill_date,
         stated.first_seen_on,
         -- the as-of date both sides were first visible together: the day a pair is reconciled (and clears)
         case

@@ -1,20 +1,23 @@
 {{ config(severity='warn') }}
--- INV-20: the channel receivable is a transit account: what a channel owes for a bill day comes back to zero when
--- its settlement arrives. Per channel, a non-zero balance older than the settlement window (settlement_lag_days +
--- suspense_days) is reported with its age. A warning: the age is the finance team's signal to chase the channel.
+-- INV-20: the channel receivable is a transit account: per channel and bill day, what the channel owes (its lines,
+-- cleared or not) comes back to zero when its settlement for that bill day arrives. A bill day still open after the
+-- settlement window (settlement_lag_days + suspense_days) is reported with its age. A warning: the age is the
+-- finance team's signal to chase the channel (what did channel Y fail to settle).
 with
 
 as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
-last_balances as (
+open_days as (
     select
         sub_account as channel,
-        max(balance_date) as balance_date
-    from {{ ref('fct_account_balances_daily') }}
+        channel_bill_date,
+        cast(sum(debit_fen - credit_fen) as bigint) as receivable_fen
+    from {{ ref('fct_journal_lines') }}
     where account_code = '1122'
-    group by sub_account
+    group by sub_account, channel_bill_date
+    having sum(debit_fen - credit_fen) <> 0
 ),
 
 calendar as (
@@ -23,15 +26,13 @@ calendar as (
 )
 
 select
-    b.sub_account as channel,
-    b.balance_date,
-    b.closing_balance_fen,
-    {{ dbt.datediff('b.balance_date', 'as_of.as_of_date', 'day') }} as age_days -- noqa: LT05
-from {{ ref('fct_account_balances_daily') }} as b
-inner join last_balances as l on b.sub_account = l.channel and b.balance_date = l.balance_date
-inner join calendar as c on b.sub_account = c.channel
+    o.channel,
+    o.channel_bill_date,
+    o.receivable_fen,
+    {{ dbt.datediff('o.channel_bill_date', 'as_of.as_of_date', 'day') }} as age_days -- noqa: LT05
+from open_days as o
+inner join calendar as c on o.channel = c.channel
 cross join as_of
 where
-    b.account_code = '1122'
-    and b.closing_balance_fen <> 0
-    and {{ dbt.datediff('b.balance_date', 'as_of.as_of_date', 'day') }} > c.settlement_lag_days + c.suspense_days -- noqa: LT05
+    o.channel_bill_date is null
+    or {{ dbt.datediff('o.channel_bill_date', 'as_of.as_of_date', 'day') }} > c.settlement_lag_days + c.suspense_days -- noqa: LT05

@@ -1,7 +1,7 @@
 -- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each channel line
 -- that moved money without clearing (BRK), each bank statement line (STL, PDB, PRT, RCG or UNR), each payout we
--- requested (PFZ) and each that failed (PFL); and every journal points back at a fact that exists (the opening
--- balance OPN at the statement line it comes from).
+-- requested (PFZ) and each that failed (PFL); every journal points back at a fact that exists (the opening balance
+-- OPN at the statement line it comes from), and all legs of one journal point at the same fact.
 with
 
 facts as (
@@ -59,6 +59,13 @@ journals as (
         end as family
     from {{ ref('fct_journal_lines') }}
     where journal_type <> 'opening_balance'
+),
+
+mixed_sources as (
+    select journal_id
+    from {{ ref('fct_journal_lines') }}
+    group by journal_id
+    having count(distinct source_recon_key) > 1
 )
 
 select
@@ -73,3 +80,10 @@ where
     expected.source_recon_key is null
     or journals.source_recon_key is null
     or journals.source_recon_key not in (select f.recon_key from facts as f)
+union all
+select
+    journal_id as source_recon_key,
+    'legs point at different facts' as family,
+    true as journal_without_source,
+    false as source_without_journal
+from mixed_sources
