@@ -5,6 +5,12 @@ delivery is a duplicate, and which version of a (format, merchant, bill date) is
 by a deterministic order (delivery time, then hash), so landing in any order, any number of times, gives the same
 lake. Writes are temp-then-rename and the ledger row is written last: a crash leaves nothing half-visible and a
 rerun finishes the job.
+
+Parsing is columnar: a file's text is held once and split into lines by a zero-copy Arrow view; one strict regex
+per format picks the lines that are plainly well-formed (field count, quoting, no control characters), and those
+are cut into columns by Arrow's CSV reader with a pinned dialect and explicit all-text columns (never a sniffer).
+Only the rare remaining lines (a quoted field running over a line end, a stray quote, a wrong field count) go
+through the format's own record rule one at a time, so both kinds give exactly the same fields and reasons.
 """
 
 from __future__ import annotations
@@ -17,15 +23,20 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import sys
+import threading
 import time
 import zipfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tally.formats import (
@@ -107,20 +118,118 @@ class Parsed:
     bill_date: dt.date | None
     lines_total: int
     lines_other: int
-    # Candidate detail records, columnar: canonical column -> text values, plus lineage.
-    columns: dict[str, list | pa.Array]
-    line_no: list[int]
-    line_span: list[int]
-    raw: list[str]
+    # Candidate detail records, columnar: canonical column -> text values (all null: column absent), plus lineage.
+    columns: dict[str, pa.Array | pa.ChunkedArray]
+    line_no: np.ndarray
+    line_span: np.ndarray
+    # Each record's raw text followed by its line end, as in the file (see `_strip_eol`).
+    raw: pa.Array | pa.ChunkedArray
     # Records already refused by the parser: (line_no, span, reason_code, detail, raw line).
     pre_quarantine: list[tuple[int, int, str, str, str]]
     controls: dict[str, int | None]
     is_empty_day: bool = False
+    # Hints from the parser, per record (None: unknown, validate checks every record): no control character in
+    # the line; no PAN-like digit run in any field.
+    no_ctrl: np.ndarray | None = None
+    pan_free: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Bytes -> text
+# Bytes -> text -> lines
 # ---------------------------------------------------------------------------------------------------------------
+
+_BOM = b"\xef\xbb\xbf"
+_SCAN_CHUNK = 1 << 26  # newline scan in 64 MiB steps: bounded scratch memory for any file size
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Two workers for column-wise Arrow kernels (they release the GIL): the machine's two cores."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tally-land")
+        return _POOL
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False))
+
+
+class Lines:
+    """The physical lines of a text, without copying it: LF or CRLF ends; a missing final newline still ends the last
+    line (the rule `_split_lines` states, and what Python's `text.split("\\n")` minus one `\\r` gives).
+
+    `arr` is a zero-copy Arrow view with one value per line *including* its line end, for vectorised work;
+    `lines[i]` is line i itself.
+    """
+
+    def __init__(self, data: bytes | pa.Buffer, binary: bool = False):
+        self.buf = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+        self.u8 = np.frombuffer(self.buf, dtype=np.uint8)
+        ends = [np.flatnonzero(self.u8[i:i + _SCAN_CHUNK] == 10) + (i + 1)
+                for i in range(0, len(self.u8), _SCAN_CHUNK)]
+        offsets = np.concatenate([np.zeros(1, np.int64), *ends]).astype(np.int64)
+        if offsets[-1] != len(self.u8):
+            offsets = np.append(offsets, np.int64(len(self.u8)))
+        self.offsets = offsets
+        kind = pa.large_binary() if binary else pa.large_string()
+        self.arr = pa.Array.from_buffers(kind, len(offsets) - 1, [None, pa.py_buffer(offsets), self.buf])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int):
+        return _strip_eol(self.arr[i].as_py())
+
+    def starts_with(self, prefix: str, start: int = 0) -> np.ndarray:
+        """Which lines from `start` on begin with `prefix`."""
+        return _np(pc.starts_with(self.arr.slice(start), prefix))
+
+    def first(self, prefix: str, start: int = 0) -> int | None:
+        hit = np.flatnonzero(self.starts_with(prefix, start))
+        return int(hit[0]) + start if len(hit) else None
+
+    def byte_lengths(self) -> np.ndarray:
+        """Each line's length in bytes without its line end."""
+        if not len(self):
+            return np.zeros(0, np.int64)
+        start, end = self.offsets[:-1], self.offsets[1:]
+        size = end - start - (self.u8[end - 1] == 10)  # every line holds at least its own LF or one byte
+        return size - ((size > 0) & (self.u8[np.maximum(start + size - 1, 0)] == 13))
+
+    def block(self, a: int, b: int) -> pa.Buffer:
+        """The bytes of lines a..b-1, line ends included."""
+        return self.buf.slice(int(self.offsets[a]), int(self.offsets[b] - self.offsets[a]))
+
+
+def _strip_eol(s):
+    """A line from its Arrow view: drop the final LF, then one CR (bytes or str)."""
+    nl, cr = (b"\n", b"\r") if isinstance(s, bytes) else ("\n", "\r")
+    if s.endswith(nl):
+        s = s[:-1]
+    return s[:-1] if s.endswith(cr) else s
+
+
+def _with_eol(s: str) -> str:
+    """The inverse of `_strip_eol`, for records built in Python (a joined multi-line CSV record)."""
+    return s + "\r\n" if s.endswith("\r") else s + "\n"
+
+
+def _text(data: bytes, encoding: str, name: str) -> Lines:
+    """Bytes as delivered -> lines of UTF-8 text. Strict (never errors='replace'); a BOM means UTF-8."""
+    buf = pa.py_buffer(data)
+    if data[:3] == _BOM:
+        buf, encoding = buf.slice(3), "utf-8"
+    if encoding == "utf-8":
+        try:  # Arrow checks UTF-8 without making a Python string of the whole file
+            pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, buf.size], np.int64)),
+                                                         buf]).validate(full=True)
+        except pa.ArrowInvalid:
+            return Lines(_decode(data, encoding, name).encode("utf-8"))  # raises Rejected with line and reason
+        return Lines(buf)
+    return Lines(_decode(data, encoding, name).encode("utf-8"))
 
 
 def _decode(data: bytes, encoding: str, name: str) -> str:
@@ -180,6 +289,148 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Delimited detail records, vectorised
+# ---------------------------------------------------------------------------------------------------------------
+
+# CONTROL_CHARS as a class body, plus U+FEFF (Arrow's CSV reader drops a BOM at the start of its input).
+_NOT_PLAIN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{feff}"
+_JOIN_LIMIT = 50  # a quoted field may run over at most this many physical lines
+_PAN_RUN = r"(?:^|[^0-9])[0-9]{13,19}(?:[^0-9]|$)"  # masking.PAN_CANDIDATE without look-around
+
+
+def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool) -> str:
+    """Lines whose record is plain: exactly n fields, no line break or control character inside, RFC 4180 quoting
+    (quoted formats) or none at all. For such a line Arrow's CSV reader and the format's record rule agree."""
+    d = re.escape(delim)
+    if quoted:
+        field = rf'(?:[^"{d}\r\n{_NOT_PLAIN}]*|"(?:[^"\r\n{_NOT_PLAIN}]|"")*")'
+        first = field if n > 1 else rf'(?:[^"{d}\r\n{_NOT_PLAIN}]+|"(?:[^"\r\n{_NOT_PLAIN}]|"")*")'  # "" is 0 fields
+    else:
+        field = rf"{'`' if backtick else ''}[^{d}\r\n{_NOT_PLAIN}]*"
+        first = field
+    return rf"^{first}(?:{d}{field}){{{n - 1}}}\r?\n$"
+
+
+@dataclasses.dataclass
+class _Records:
+    fields: list[pa.Array | pa.ChunkedArray]  # by position in the record
+    line_no: np.ndarray
+    line_span: np.ndarray
+    raw: pa.Array | pa.ChunkedArray
+    pre: list[tuple[int, int, str, str, str]]
+    no_ctrl: np.ndarray
+    pan_free: np.ndarray
+
+
+def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[str] | tuple[str, str]], *,
+             delim: str = ",", quoted: bool = True, backtick: bool = False, strip: str = "") -> _Records:
+    """The records of lines[a:b], each `n` fields of text (line numbers count from 1).
+
+    `split(text)` is the format's rule for one record's text: its fields (backtick and `strip` already removed) or
+    (reason_code, detail) when it is refused. Plain lines are cut by Arrow's CSV reader instead, with the same result;
+    `split` only sees the rest. In quoted formats an odd number of quotes starts a record that runs over the following
+    lines until its quotes balance (at most `_JOIN_LIMIT` lines), joined with LF.
+    """
+    block = lines.arr.slice(a, b - a)
+    nb = len(block)
+    # Both are whole-line scans. A field is a piece of its line between delimiters (never digits), so a line without
+    # a PAN-like run has no field with one.
+    plain, pan = (_np(x) for x in _pool().map(
+        lambda rx: pc.match_substring_regex(block, rx), (_plain_record_regex(n, delim, quoted, backtick), _PAN_RUN)))
+    starts = np.ones(nb, bool)  # the line begins a record
+    spans: dict[int, int] = {}
+    if quoted and not plain.all():
+        other = np.flatnonzero(~plain)  # plain lines hold an even number of quotes
+        odd = dict(zip(other.tolist(), (_np(pc.count_substring(block.take(pa.array(other)), '"')) % 2).tolist(),
+                       strict=True))
+        done = 0
+        for s in (i for i, v in odd.items() if v):
+            if s < done:
+                continue  # inside the record an earlier line opened
+            pos, parity = s + 1, 1
+            while parity and pos < nb and pos - s < _JOIN_LIMIT:
+                parity ^= odd.get(pos, 0)
+                pos += 1
+            if pos - s > 1:
+                spans[s] = pos - s
+                starts[s + 1:pos] = False
+            done = pos
+    fast = plain & starts
+    n_fast = int(fast.sum())
+
+    # The rest, one record at a time, by the format's own rule.
+    pre, slow_rows, slow_idx, slow_raw = [], [], [], []
+    for i in np.flatnonzero(starts & ~fast).tolist():
+        span = spans.get(i, 1)
+        text = "\n".join(lines[a + j] for j in range(i, i + span))
+        got = split(text)
+        if isinstance(got, tuple):
+            pre.append((a + i + 1, span, got[0], got[1], text))
+        else:
+            slow_rows.append(got)
+            slow_idx.append(i)
+            slow_raw.append(_with_eol(text))
+
+    fields: list = []
+    if n_fast:
+        data = lines.block(a, b) if n_fast == nb else _values_buffer(block.filter(pa.array(fast)))
+        fields = _read_plain(data, n, delim, quoted, backtick)
+        if strip:
+            fields = [pc.utf8_trim(f, strip) for f in fields]
+    fast_idx = np.flatnonzero(fast)
+    raw = block if n_fast == nb else block.filter(pa.array(fast))
+    line_no = fast_idx + (a + 1)
+    span = np.ones(n_fast, np.int64)
+    no_ctrl = np.ones(n_fast, bool)
+    pan_free = ~pan[fast_idx]
+    if slow_rows:  # merge in line order
+        s_idx = np.asarray(slow_idx, np.int64)
+        order = np.argsort(np.concatenate([fast_idx, s_idx]), kind="stable")
+        take = pa.array(order)
+        slow_fields = [pa.array([r[j] for r in slow_rows], type=pa.string()) for j in range(n)]
+        fields = [_concat([f, s], pa.string()).take(take) for f, s in zip(fields, slow_fields, strict=True)] \
+            if n_fast else slow_fields
+        raw = _concat([raw, pa.array(slow_raw, type=pa.large_string())], pa.large_string()).take(take)
+        line_no = np.concatenate([line_no, s_idx + (a + 1)])[order]
+        span = np.concatenate([span, [spans.get(i, 1) for i in slow_idx]]).astype(np.int64)[order]
+        no_ctrl = np.concatenate([no_ctrl, np.zeros(len(slow_idx), bool)])[order]
+        pan_free = np.concatenate([pan_free, np.zeros(len(slow_idx), bool)])[order]
+    if not fields:
+        fields = [pa.array([], type=pa.string()) for _ in range(n)]
+    return _Records(fields, line_no.astype(np.int64), span, raw, pre, no_ctrl, pan_free)
+
+
+def _concat(parts: list, kind: pa.DataType) -> pa.ChunkedArray:
+    chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
+    return pa.chunked_array([c.cast(kind) for c in chunks], type=kind)
+
+
+def _values_buffer(arr: pa.Array) -> pa.Buffer:
+    """The contiguous bytes behind a (freshly filtered) binary/string array."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    return arr.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+
+
+def _read_plain(data: pa.Buffer, n: int, delim: str, quoted: bool, backtick: bool) -> list[pa.ChunkedArray]:
+    """Plain lines -> n text columns: Arrow's CSV reader, pinned dialect, explicit columns, no type inference."""
+    if backtick:  # every field starts with a backtick and holds no delimiter: drop the ones after delimiters
+        data = pa.py_buffer(data.to_pybytes().replace(f"{delim}`".encode(), delim.encode()))
+    names = [f"f{i}" for i in range(n)]
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 22),
+        parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"' if quoted else False, double_quote=True,
+                                         escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), check_utf8=False,
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
+    )
+    cols = [table.column(i) for i in range(n)]
+    if backtick:
+        cols[0] = pc.utf8_slice_codeunits(cols[0], 1)
+    return cols
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Format detection and parsers
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -209,62 +460,49 @@ def _header_index(fmt: Format, header: list[str], name: str, line_no: int) -> di
     return idx
 
 
-def _columns_from_rows(fmt: Format, idx: dict[str, int], rows: list[list[str]]) -> dict[str, list]:
-    return {c.name: ([r[idx[c.name]] for r in rows] if c.name in idx else [None] * len(rows)) for c in fmt.columns}
+def _columns(fmt: Format, idx: dict[str, int], fields: list, n_rows: int) -> dict[str, pa.Array | pa.ChunkedArray]:
+    return {c.name: (fields[idx[c.name]] if c.name in idx else pa.nulls(n_rows, pa.string())) for c in fmt.columns}
 
 
-def _csv_records(lines: list[str], first_line_no: int, n_fields: int, strip: str = ""):
-    """RFC 4180 records over a block of physical lines; yields (line_no, span, fields or None, raw)."""
-    pos = 0
-    while pos < len(lines):
-        start = pos
-        buf = lines[pos]
-        pos += 1
-        # A quoted field may hold a newline: keep joining while quotes are unbalanced (bounded).
-        while buf.count('"') % 2 == 1 and pos < len(lines) and pos - start < 50:
-            buf += "\n" + lines[pos]
-            pos += 1
+def _parsed(fmt: Format, merchant_key: str, bill_date: dt.date, total: int, other: int, idx: dict[str, int],
+            r: _Records, controls: dict[str, int | None]) -> Parsed:
+    return Parsed(fmt, merchant_key, bill_date, total, other, _columns(fmt, idx, r.fields, len(r.line_no)), r.line_no,
+                  r.line_span, r.raw, r.pre, controls, no_ctrl=r.no_ctrl, pan_free=r.pan_free)
+
+
+def _csv_split(n_fields: int, strip: str = "") -> Callable[[str], list[str] | tuple[str, str]]:
+    """RFC 4180 (Python's csv, strict) for one record's text; refused unless it has exactly n_fields fields."""
+
+    def split(text: str) -> list[str] | tuple[str, str]:
         try:
-            fields = next(csv.reader([buf], strict=True))
+            fields = next(csv.reader([text], strict=True))
         except csv.Error:
             fields = None
         if fields is not None and strip:
             fields = [f.strip(strip) for f in fields]
-        if fields is not None and len(fields) != n_fields:
-            fields = None
-        yield first_line_no + start, pos - start, fields, buf
+        if fields is None or len(fields) != n_fields:
+            return "field_count", f"not a {n_fields}-field CSV record"
+        return fields
 
-
-def _collect_csv(lines: list[str], first_line_no: int, n_fields: int, strip: str = ""):
-    """Split CSV records into accepted rows (with lineage) and refused ones (pre-quarantine)."""
-    rows, line_no, spans, raws, pre = [], [], [], [], []
-    for ln_no, span, fields, raw in _csv_records(lines, first_line_no, n_fields, strip):
-        if fields is None:
-            pre.append((ln_no, span, "field_count", f"not a {n_fields}-field CSV record", raw))
-        else:
-            rows.append(fields)
-            line_no.append(ln_no)
-            spans.append(span)
-            raws.append(raw)
-    return rows, line_no, spans, raws, pre
+    return split
 
 
 def parse_wechat(data: bytes, name: str) -> Parsed:
-    text = _decode(data, "utf-8", name)
     m = re.search(r"wechat_(\d{8,10})_(\d{8})_(ALL|SUCCESS|REFUND)", name)
-    if text.lstrip().startswith("<xml>"):
-        if "No Bill Exist" in text or "NO_STATEMENT_EXIST" in text:
+    lines = _text(data, "utf-8", name)
+    if _lstripped_head(lines).startswith("<xml>"):
+        if b"No Bill Exist" in data or b"NO_STATEMENT_EXIST" in data:
             if not m:
                 raise Rejected(f"{name}: WeChat 'No Bill Exist' body, but the file name does not say merchant/date")
-            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(_split_lines(text)),
-                          len(_split_lines(text)), {}, [], [], [], [], {"ctl_row_count": 0}, is_empty_day=True)
+            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines), {},
+                          np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string()), [],
+                          {"ctl_row_count": 0}, is_empty_day=True)
         raise Rejected(f"{name} line 1: WeChat returned an error body instead of a bill")
-    lines = _split_lines(text)
     if m is None:
         raise Rejected(f"{name}: a WeChat bill must be named wechat_<mch_id>_<yyyymmdd>_<ALL|SUCCESS|REFUND>")
     header = lines[0].split(",")
     idx = _header_index(WECHAT_TRADE, header, name, 1)
-    summary_at = next((i for i, ln in enumerate(lines) if ln.startswith(("总交易单数",))), None)
+    summary_at = lines.first("总交易单数")
     if summary_at is None or summary_at + 1 >= len(lines):
         raise Rejected(f"{name}: no summary rows at the end (truncated file?); line count {len(lines)}")
     if len(lines) > summary_at + 2:
@@ -282,23 +520,27 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
         "ctl_refund_fen": _yuan_to_fen(summ.get("退款总金额", summ.get("总退款金额", "")), name, "退款总金额"),
         "ctl_fee_fen": _yuan_to_fen(summ["手续费总金额"], name, "手续费总金额"),
     }
-    detail = lines[1:summary_at]
     n = len(header)
-    rows, line_no, spans, raws, pre = [], [], [], [], []
-    for i, ln in enumerate(detail, start=2):
-        cells = ln.split(",")
+
+    def split(text: str) -> list[str] | tuple[str, str]:
+        cells = text.split(",")
         if len(cells) != n:
-            pre.append((i, 1, "field_count", f"{len(cells)} fields, header has {n}", ln))
-        elif not all(c.startswith("`") for c in cells):
-            col = header[next(j for j, c in enumerate(cells) if not c.startswith("`"))]
-            pre.append((i, 1, "missing_backtick", f"column {col}", ln))
-        else:
-            rows.append([c[1:] for c in cells])
-            line_no.append(i)
-            spans.append(1)
-            raws.append(ln)
-    return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines) - len(detail),
-                  _columns_from_rows(WECHAT_TRADE, idx, rows), line_no, spans, raws, pre, controls)
+            return "field_count", f"{len(cells)} fields, header has {n}"
+        if not all(c.startswith("`") for c in cells):
+            return "missing_backtick", f"column {header[next(j for j, c in enumerate(cells) if not c.startswith('`'))]}"
+        return [c[1:] for c in cells]
+
+    r = _records(lines, 1, max(summary_at, 1), n, split, quoted=False, backtick=True)
+    return _parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines) - max(summary_at - 1, 0),
+                   idx, r, controls)
+
+
+def _lstripped_head(lines: Lines) -> str:
+    """The text with leading whitespace removed, as far as needed to see how it starts."""
+    head = lines.buf.slice(0, min(lines.buf.size, 4096)).to_pybytes().decode("utf-8", errors="ignore").lstrip()
+    if head or lines.buf.size <= 4096:
+        return head
+    return lines.buf.to_pybytes().decode("utf-8").lstrip()[:4096]
 
 
 def parse_alipay(data: bytes, name: str) -> Parsed:
@@ -307,22 +549,23 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     summary_name = next((k for k in members if k.endswith("_业务明细(汇总).csv")), None)
     if detail_name is None:
         raise Rejected(f"{name}: no member ending _业务明细.csv in the Alipay zip (members: {sorted(members)})")
-    text = _decode(members[detail_name], "gbk", f"{name}!{detail_name}")
-    lines = _split_lines(text)
-    comments = [ln for ln in lines if ln.startswith("#")]
+    lines = _text(members[detail_name], "gbk", f"{name}!{detail_name}")
+    is_comment = lines.starts_with("#")
+    comments = [lines[int(i)] for i in np.flatnonzero(is_comment)]
     acct = next((re.search(r"\[(\d{16})0156\]", c) for c in comments if c.startswith("#账号")), None)
     start = next((re.search(r"(\d{4})年(\d{2})月(\d{2})日", c) for c in comments if c.startswith("#起始日期")), None)
     if not acct or not start:
         raise Rejected(f"{name}: the #账号 / #起始日期 comment lines are missing or malformed")
     if not any(c.startswith("#交易合计") for c in comments):
         raise Rejected(f"{name}: no #交易合计 footer (truncated file?)")
-    head_at = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    head_at = next(iter(np.flatnonzero(~is_comment).tolist()))
     header = [h.strip("\t ") for h in next(csv.reader([lines[head_at]]))]
     idx = _header_index(ALIPAY_TRADE, header, name, head_at + 1)
-    end_at = next((i for i in range(head_at + 1, len(lines)) if lines[i].startswith("#")), len(lines))
-    if any(not ln.startswith("#") for ln in lines[end_at:]):
+    after = np.flatnonzero(is_comment[head_at + 1:])
+    end_at = head_at + 1 + int(after[0]) if len(after) else len(lines)
+    if not is_comment[end_at:].all():
         raise Rejected(f"{name}: detail lines after the #…明细列表结束 footer")
-    rows, line_no, spans, raws, pre = _collect_csv(lines[head_at + 1:end_at], head_at + 2, len(header), "\t ")
+    r = _records(lines, head_at + 1, end_at, len(header), _csv_split(len(header), "\t "), strip="\t ")
     controls: dict[str, int | None] = {}
     for c in comments:
         if mt := re.match(r"#交易合计：(\d+)笔，商家实收共(-?[\d.]+)元", c):
@@ -331,7 +574,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
         if mt := re.match(r"#退款合计：(\d+)笔，商家实收退款共(-?[\d.]+)元", c):
             controls["ctl_row_count"] = controls.get("ctl_row_count", 0) + int(mt.group(1))
             controls["ctl_refund_fen"] = _yuan_to_fen(mt.group(2), name, "#退款合计")
-    other = len(lines) - sum(spans) - sum(p[1] for p in pre)
+    other = len(lines) - int(r.line_span.sum()) - sum(p[1] for p in r.pre)
     total = len(lines)
     if summary_name:
         s_lines = _split_lines(_decode(members[summary_name], "gbk", f"{name}!{summary_name}"))
@@ -344,8 +587,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
             sv = s_total.split(",")
             if "服务费(元)" in sh:
                 controls["ctl_fee_fen"] = _yuan_to_fen(sv[sh.index("服务费(元)")], name, "汇总 服务费")
-    return Parsed(ALIPAY_TRADE, acct.group(1), dt.date(*map(int, start.groups())), total, other,
-                  _columns_from_rows(ALIPAY_TRADE, idx, rows), line_no, spans, raws, pre, controls)
+    return _parsed(ALIPAY_TRADE, acct.group(1), dt.date(*map(int, start.groups())), total, other, idx, r, controls)
 
 
 def parse_unionpay(data: bytes, name: str) -> Parsed:
@@ -355,67 +597,70 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
         raise Rejected(f"{name}: expected one INN<yymmdd>88ZM_<merId> member, found {sorted(members)}")
     mt = re.fullmatch(r"INN(\d{6})88ZM_(\d{15})(\.txt)?", zm[0])
     bill_date = dt.datetime.strptime("20" + mt.group(1), "%Y%m%d").date()
-    raw_lines = members[zm[0]].split(b"\n")
-    if raw_lines and raw_lines[-1] == b"":
-        raw_lines.pop()
-    raw_lines = [b[:-1] if b.endswith(b"\r") else b for b in raw_lines]
-    pre = []
-    good_idx = []
-    for i, b in enumerate(raw_lines):
-        if len(b) != UNIONPAY_ZM_LINE_BYTES:
-            pre.append((i + 1, 1, "line_length", f"{len(b)} bytes, expected {UNIONPAY_ZM_LINE_BYTES}",
-                        b.decode("gbk", errors="backslashreplace")))
-        else:
-            good_idx.append(i)
-    good = pa.array([raw_lines[i] for i in good_idx], type=pa.binary())
-    columns: dict[str, pa.Array] = {}
-    for fname, off, width, _ in UNIONPAY_ZM_FIELDS:
-        sliced = pc.binary_slice(good, off, off + width)
+    lines = Lines(members[zm[0]], binary=True)  # fixed width counts GBK bytes: cut before decoding
+    sizes = lines.byte_lengths()
+    pre = [(int(i) + 1, 1, "line_length", f"{sizes[i]} bytes, expected {UNIONPAY_ZM_LINE_BYTES}",
+            lines[int(i)].decode("gbk", errors="backslashreplace"))
+           for i in np.flatnonzero(sizes != UNIONPAY_ZM_LINE_BYTES)]
+    good = sizes == UNIONPAY_ZM_LINE_BYTES
+    good_idx = np.flatnonzero(good)
+    good_lines = lines.arr if good.all() else lines.arr.filter(pa.array(good))
+    ascii_ = ~_np(pc.match_substring_regex(good_lines, r"[^\x20-\x7e\r\n]"))  # printable ASCII (or a CR)
+
+    def cut(field: tuple) -> pa.Array:
+        _, off, width, _ = field
+        sliced = pc.binary_slice(good_lines, off, off + width)
         try:
-            txt = sliced.cast(pa.string())
+            txt = sliced.cast(pa.large_string())
         except pa.ArrowInvalid:  # a non-ASCII (GBK) field: decode it by bytes, as the SDK does
-            txt = pa.array([v.decode("gbk") for v in sliced.to_pylist()], type=pa.string())
-        columns[fname] = pc.utf8_trim_whitespace(txt)
-    raws = [raw_lines[i].decode("gbk", errors="backslashreplace") for i in good_idx]
+            txt = pa.array([v.decode("gbk") for v in sliced.to_pylist()], type=pa.large_string())
+        return pc.utf8_trim_whitespace(txt).cast(pa.string())
+
+    columns = dict(zip((f[0] for f in UNIONPAY_ZM_FIELDS), _pool().map(cut, UNIONPAY_ZM_FIELDS), strict=True))
+    if ascii_.all():  # printable ASCII: GBK and UTF-8 agree byte for byte
+        raws = good_lines.cast(pa.large_string())
+    else:
+        plain = np.flatnonzero(ascii_)
+        other = np.flatnonzero(~ascii_)
+        parts = [good_lines.take(pa.array(plain)).cast(pa.large_string()),
+                 pa.array([_with_eol(lines[int(good_idx[i])].decode("gbk", errors="backslashreplace")) for i in other],
+                          type=pa.large_string())]
+        raws = pa.chunked_array(parts).take(pa.array(np.argsort(np.concatenate([plain, other]), kind="stable")))
     # ZME (error/adjustment) rows are not parsed yet: they are quarantined, never silently ignored.
     zme = [k for k in members if re.fullmatch(r"INN\d{6}88ZME_\d{15}(\.txt)?", k)]
-    total = len(raw_lines)
+    total = len(lines)
     for k in zme:
         for j, b in enumerate(ln for ln in members[k].split(b"\r\n") if ln):
             total += 1
-            pre.append((len(raw_lines) + j + 1, 1, "unsupported_record", f"{k}: ZME adjustment rows are not staged",
+            pre.append((len(lines) + j + 1, 1, "unsupported_record", f"{k}: ZME adjustment rows are not staged",
                         b.decode("gbk", errors="backslashreplace")))
-    return Parsed(UNIONPAY_ZM, mt.group(2), bill_date, total, 0, columns, [i + 1 for i in good_idx],
-                  [1] * len(good_idx), raws, pre, {})
+    return Parsed(UNIONPAY_ZM, mt.group(2), bill_date, total, 0, columns, good_idx + 1,
+                  np.ones(len(good_idx), np.int64), raws, pre, {}, no_ctrl=ascii_)
 
 
 def parse_payout_result(data: bytes, name: str) -> Parsed:
-    lines = _split_lines(_decode(data, "gbk", name))
-    if not lines or not lines[0].startswith("H|"):
+    lines = _text(data, "gbk", name)
+    if not len(lines) or not lines[0].startswith("H|"):
         raise Rejected(f"{name} line 1: a payout result file starts with an H| batch header")
     h = lines[0].split("|")
     if len(h) != 9 or not all(x.isdigit() for x in h[2:]):
         raise Rejected(f"{name} line 1: malformed batch header {lines[0]!r}")
     m = re.search(r"PAYOUT_([A-Za-z0-9]+)_([A-Za-z0-9]+)_(\d{8})_RESULT", name)
     merchant = f"{m.group(1)}/{h[1]}" if m else h[1]
-    rows, line_no, raws, pre = [], [], [], []
     n = len(BANK_PAYOUT_RESULT.columns)
-    for i, ln in enumerate(lines[1:], start=2):
-        cells = ln.split("|")
-        if len(cells) != n:
-            pre.append((i, 1, "field_count", f"{len(cells)} fields, expected {n}", ln))
-        else:
-            rows.append(cells)
-            line_no.append(i)
-            raws.append(ln)
+
+    def split(text: str) -> list[str] | tuple[str, str]:
+        cells = text.split("|")
+        return cells if len(cells) == n else ("field_count", f"{len(cells)} fields, expected {n}")
+
+    r = _records(lines, 1, len(lines), n, split, delim="|", quoted=False)
     idx = {c.name: i for i, c in enumerate(BANK_PAYOUT_RESULT.columns)}
     controls = {"ctl_row_count": int(h[3]), "ctl_payment_fen": int(h[4])}
-    return Parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2]), len(lines), 1,
-                  _columns_from_rows(BANK_PAYOUT_RESULT, idx, rows), line_no, [1] * len(rows), raws, pre, controls)
+    return _parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2]), len(lines), 1, idx, r, controls)
 
 
 def parse_bank_statement(data: bytes, name: str) -> Parsed:
-    lines = _split_lines(_decode(data, "gbk", name))
+    lines = _text(data, "gbk", name)
     if len(lines) < 3 or not lines[0].startswith("账号:"):
         raise Rejected(f"{name} line 1: a bank statement starts with the 账号: block")
     acct = lines[0].split(",")[1].strip()
@@ -424,35 +669,33 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
         raise Rejected(f"{name} line 2: expected a one-day 起始日期/终止日期 range")
     header = next(csv.reader([lines[2]]))
     idx = _header_index(BANK_STATEMENT, header, name, 3)
-    total_at = next((i for i in range(3, len(lines)) if lines[i].startswith("合计")), None)
+    total_at = lines.first("合计", 3)
     if total_at is None:
         raise Rejected(f"{name}: no 合计 totals row at the end (truncated file?)")
     if total_at != len(lines) - 1:
         raise Rejected(f"{name} line {total_at + 2}: content after the 合计 row")
     tot = next(csv.reader([lines[total_at]]))
-    rows, line_no, spans, raws, pre = _collect_csv(lines[3:total_at], 4, len(header))
+    r = _records(lines, 3, total_at, len(header), _csv_split(len(header)))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
         "ctl_credit_fen": _yuan_to_fen(tot[idx["credit_amount"]], name, "合计 贷方"),
     }
-    return Parsed(BANK_STATEMENT, acct, _ymd(dm.group(1).replace("-", "")), len(lines), 4,
-                  _columns_from_rows(BANK_STATEMENT, idx, rows), line_no, spans, raws, pre, controls)
+    return _parsed(BANK_STATEMENT, acct, _ymd(dm.group(1).replace("-", "")), len(lines), 4, idx, r, controls)
 
 
 def _parse_internal(fmt: Format):
     def parse(data: bytes, name: str) -> Parsed:
-        lines = _split_lines(_decode(data, "utf-8", name))
+        lines = _text(data, "utf-8", name)
         m = re.search(rf"internal_{fmt.bill_type}_(\d{{8}})\.csv", name)
         if not m:
             raise Rejected(f"{name}: internal dumps are named internal_{fmt.bill_type}_<yyyymmdd>.csv")
-        if not lines:
+        if not len(lines):
             raise Rejected(f"{name}: empty file, not even a header (an empty dump still has its header)")
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
-        rows, line_no, spans, raws, pre = _collect_csv(lines[1:], 2, len(header))
-        return Parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, _columns_from_rows(fmt, idx, rows), line_no,
-                      spans, raws, pre, {})
+        r = _records(lines, 1, len(lines), len(header), _csv_split(len(header)))
+        return _parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, idx, r, {})
 
     return parse
 
@@ -486,45 +729,76 @@ def detect(data: bytes, name: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _mask(values: pa.Array | pa.ChunkedArray, rows: np.ndarray | None) -> pa.Array | pa.ChunkedArray:
+    """PAN-masked values: only `rows` (None: every row) can hold a PAN-like digit run."""
+    if rows is None:
+        longest = pc.max(pc.utf8_length(values)).as_py()
+        return values if longest is None or longest < 13 else mask_pans_array(values)  # 13 digits need 13 chars
+    if not len(rows):
+        return values
+    sub = values.take(pa.array(rows))
+    masked = mask_pans_array(sub)
+    if masked is sub:
+        return values
+    hit = np.zeros(len(values), bool)
+    hit[rows] = True
+    return pc.replace_with_mask(values, pa.array(hit), masked.cast(values.type))
+
+
+def _raw_text(raw: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
+    return [_strip_eol(s) for s in raw.take(pa.array(rows, type=pa.int64())).to_pylist()]
+
+
 def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, str, str]]]:
     n = len(p.line_no)
-    cols = {k: (v if isinstance(v, pa.Array) else pa.array(v, type=pa.string())) for k, v in p.columns.items()}
+    cols = {k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, type=pa.string()))
+            for k, v in p.columns.items()}
     # Excel damage: an id column in E-notation cannot be repaired, so the file is refused (bad input #24).
     for c in p.fmt.columns:
         if c.is_id and n:
             sci = pc.fill_null(pc.match_substring_regex(cols[c.name], SCI_NOTATION.pattern), False)
             if pc.any(sci).as_py():
-                i = pc.indices_nonzero(sci)[0].as_py()
+                i = int(np.flatnonzero(_np(sci))[0])
                 raise Rejected(f"{name} line {p.line_no[i]} column {c.name}: id {cols[c.name][i].as_py()!r} is in "
                                "scientific notation (file re-saved by Excel?); ids cannot be recovered")
-    reason = np.full(n, "", dtype=object)
-    raw = pa.array(p.raw, type=pa.string())
+    bad = np.zeros(n, bool)
+    reasons: dict[int, tuple[str, str]] = {}
     if n:
-        bad_ctrl = pc.match_substring_regex(raw, CONTROL_CHARS.pattern).to_numpy(zero_copy_only=False)
-        reason[bad_ctrl] = "control_char|line holds NUL or control characters"
-        too_long = pc.utf8_length(raw).to_numpy(zero_copy_only=False) > MAX_LINE_CHARS
-        reason[too_long & (reason == "")] = f"line_too_long|over {MAX_LINE_CHARS} characters"
-    for c in p.fmt.columns:
-        if not c.pattern or not n or cols[c.name].null_count == n:
-            continue
-        ok = pc.fill_null(pc.match_substring_regex(cols[c.name], c.pattern), False).to_numpy(zero_copy_only=False)
-        fresh = (~ok) & (reason == "")
-        if fresh.any():
-            vals = cols[c.name].to_pylist()
-            for i in np.flatnonzero(fresh):
-                reason[i] = f"pattern|column {c.name}: {mask_pans(str(vals[i]))!r} does not match {c.pattern}"
+        check = np.flatnonzero(~p.no_ctrl) if p.no_ctrl is not None else np.arange(n)
+        if len(check):
+            sub = p.raw if len(check) == n else p.raw.take(pa.array(check))
+            for i in check[_np(pc.match_substring_regex(sub, CONTROL_CHARS.pattern))].tolist():
+                reasons[i] = ("control_char", "line holds NUL or control characters")
+        # a line end adds at most two characters: only lines near the limit need their exact length
+        near = np.flatnonzero(_np(pc.utf8_length(p.raw)) > MAX_LINE_CHARS)
+        for i, text in zip(near.tolist(), _raw_text(p.raw, near), strict=True):
+            if len(text) > MAX_LINE_CHARS and i not in reasons:
+                reasons[i] = ("line_too_long", f"over {MAX_LINE_CHARS} characters")
+        bad[list(reasons)] = True
+    checked = [c for c in p.fmt.columns if c.pattern and n and cols[c.name].null_count != n]
+    oks = _pool().map(lambda c: _np(pc.fill_null(pc.match_substring_regex(cols[c.name], c.pattern), False)), checked)
+    for c, ok in zip(checked, oks, strict=True):
+        fresh = np.flatnonzero(~ok & ~bad)
+        if len(fresh):
+            vals = cols[c.name].take(pa.array(fresh)).to_pylist()
+            for i, v in zip(fresh.tolist(), vals, strict=True):
+                reasons[i] = ("pattern", f"column {c.name}: {mask_pans(str(v))!r} does not match {c.pattern}")
+            bad[fresh] = True
     quarantine = list(p.pre_quarantine)
-    bad = np.flatnonzero(reason != "")
-    for i in bad:
-        code, detail = reason[i].split("|", 1)
-        quarantine.append((p.line_no[i], p.line_span[i], code, detail, p.raw[i]))
-    keep = pa.array(reason == "") if n else pa.array([], type=pa.bool_())
-    table = pa.table({k: mask_pans_array(pc.filter(v, keep)) for k, v in cols.items()}) if n else pa.table(
-        {k: pa.array([], type=pa.string()) for k in cols} or {c.name: pa.array([], pa.string()) for c in p.fmt.columns})
-    table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[reason == ""]
-                                                      if n else [], type=pa.int64()))
-    table = table.append_column("line_span", pa.array(np.asarray(p.line_span, dtype=np.int64)[reason == ""]
-                                                        if n else [], type=pa.int64()))
+    rows = sorted(reasons)
+    for i, text in zip(rows, _raw_text(p.raw, np.asarray(rows, np.int64)), strict=True):
+        quarantine.append((int(p.line_no[i]), int(p.line_span[i]), *reasons[i], text))
+    keep = ~bad
+    if n:
+        names = list(cols)
+        kept = [cols[k] if not rows else cols[k].filter(pa.array(keep)) for k in names]
+        suspect = None if p.pan_free is None else np.flatnonzero(~np.asarray(p.pan_free)[keep])
+        table = pa.table(dict(zip(names, _pool().map(lambda v: _mask(v, suspect), kept), strict=True)))
+    else:
+        table = pa.table({k: pa.array([], type=pa.string()) for k in cols}
+                         or {c.name: pa.array([], pa.string()) for c in p.fmt.columns})
+    table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[keep]))
+    table = table.append_column("line_span", pa.array(np.asarray(p.line_span, dtype=np.int64)[keep]))
     return table, quarantine
 
 
@@ -536,7 +810,7 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd", use_dictionary=False)  # zstd does better on text ids
     os.replace(tmp, path)
 
 
@@ -569,7 +843,41 @@ class LandResult:
     seconds: float = 0.0
 
 
+def _resolved(value) -> Future:
+    f: Future = Future()
+    f.set_result(value)
+    return f
+
+
+class _Claims:
+    """What a landing run has taken on ahead of its writer: file versions and deliveries not yet on disk."""
+
+    def __init__(self) -> None:
+        self.versions: set[str] = set()
+        self.deliveries: set[str] = set()
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """A file read, parsed and validated in memory; `_commit` writes it."""
+
+    result: LandResult
+    t0: float
+    path: Path
+    lake: Path
+    row: dict | None = None  # the ledger row (None: nothing to write)
+    raw: tuple[pa.Table, Path] | None = None
+    quarantine: tuple[pa.Table, Path] | None = None
+
+
 def land_file(path: Path, root: Path, lake: Path) -> LandResult:
+    prep, data = _read(path, root, lake)
+    return _commit(prep if data is None else _parse(prep, data))
+
+
+def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> tuple[_Prepared, bytes | None]:
+    """Read and identify a delivery; decide whether it is already landed or the same bytes as a landed version.
+    Runs in file order (claims are taken here); the bytes come back for `_parse` unless there is nothing to do."""
     t0 = time.perf_counter()
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
     data = path.read_bytes()
@@ -577,15 +885,25 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
     fvid = sha[:20]
     delivery_id = hashlib.sha256(f"{sha}\n{rel}".encode()).hexdigest()[:20]
     ledger_path = lake / "ledger" / f"{delivery_id}.parquet"
-    if ledger_path.exists():
-        return LandResult(rel, "already_landed", seconds=time.perf_counter() - t0)
+    if ledger_path.exists() or (claims is not None and delivery_id in claims.deliveries):
+        return _Prepared(LandResult(rel, "already_landed"), t0, path, lake), None
+    if claims is not None:
+        claims.deliveries.add(delivery_id)
     delivered_at = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone(dt.timedelta(hours=8)))
     row = {f.name: None for f in LEDGER_SCHEMA}
     row.update(delivery_id=delivery_id, file_version_id=fvid, sha256=sha, source_path=rel, size_bytes=len(data),
                delivered_at=delivered_at.replace(tzinfo=None, microsecond=0),
                landed_at=dt.datetime.now().replace(microsecond=0), is_empty_day=False)
-    same_bytes_landed = any((lake / "raw").glob(f"*/*/{fvid}.parquet"))
-    result = LandResult(rel, "landed")
+    same_bytes_landed = any((lake / "raw").glob(f"*/*/{fvid}.parquet")) or (
+        claims is not None and fvid in claims.versions)
+    if claims is not None:
+        claims.versions.add(fvid)  # identical bytes parse identically: landed or rejected alike
+    return _Prepared(LandResult(rel, "duplicate" if same_bytes_landed else "landed"), t0, path, lake, row), data
+
+
+def _parse(prep: _Prepared, data: bytes) -> _Prepared:
+    """Parse and validate in memory; `_commit` writes the result."""
+    row, rel, fvid, lake = prep.row, prep.result.path, prep.row["file_version_id"], prep.lake
     try:
         if rel.endswith(".gz"):
             data = _gunzip(data, rel)
@@ -594,6 +912,7 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
             rel_inner = rel
         parser = detect(data, rel_inner)
         parsed = parser(data, rel_inner)
+        del data
         table, quarantine = validate(parsed, rel_inner)
         fmt = parsed.fmt
         row.update(format=fmt.name, channel=fmt.channel, merchant_key=parsed.merchant_key, bill_type=fmt.bill_type,
@@ -601,44 +920,55 @@ def land_file(path: Path, root: Path, lake: Path) -> LandResult:
                    lines_total=parsed.lines_total, lines_detail=table.num_rows,
                    lines_quarantined=sum(q[1] for q in quarantine), lines_other=parsed.lines_other)
         row.update({k: v for k, v in parsed.controls.items() if k in row})
-        conserved = row["lines_other"] + sum(table.column("line_span").to_pylist()) + row["lines_quarantined"]
+        conserved = row["lines_other"] + int(pc.sum(table.column("line_span")).as_py() or 0) + row["lines_quarantined"]
         if conserved != parsed.lines_total:  # the parser lost or invented a line: refuse rather than guess
             raise Rejected(f"{rel}: line conservation failed: {parsed.lines_total} lines read, {conserved} accounted")
         part = f"bill_date={parsed.bill_date.isoformat()}"
-        if True:  # rewritten even for a duplicate: identical bytes, and it repairs a crash before the ledger row
-            table = table.append_column("file_version_id", pa.array([fvid] * table.num_rows, type=pa.string()))
-            table = table.select(_raw_schema(fmt).names).cast(_raw_schema(fmt))
-            _atomic_write_parquet(table, lake / "raw" / fmt.name / part / f"{fvid}.parquet")
-            if quarantine:
-                q = pa.table(
-                    {
-                        "file_version_id": [fvid] * len(quarantine),
-                        "line_no": [x[0] for x in quarantine],
-                        "line_span": [x[1] for x in quarantine],
-                        "reason_code": [x[2] for x in quarantine],
-                        "reason": [f"{rel} line {x[0]}: {REASONS.get(x[2], x[2])}: {mask_pans(x[3])}"
-                                   for x in quarantine],
-                        "masked_line": [mask_pans(x[4])[:4096] for x in quarantine],
-                    },
-                    schema=QUARANTINE_SCHEMA,
-                )
-                _atomic_write_parquet(q, lake / "quarantine" / f"{fvid}.parquet")
-        result = LandResult(rel, "duplicate" if same_bytes_landed else "landed", fmt.name, table.num_rows,
-                            len(quarantine), parsed.lines_other)
+        # rewritten even for a duplicate: identical bytes, and it repairs a crash before the ledger row
+        table = table.append_column("file_version_id", pa.repeat(pa.scalar(fvid, pa.string()), table.num_rows))
+        table = table.select(_raw_schema(fmt).names).cast(_raw_schema(fmt))
+        prep.raw = (table, lake / "raw" / fmt.name / part / f"{fvid}.parquet")
+        if quarantine:
+            q = pa.table(
+                {
+                    "file_version_id": [fvid] * len(quarantine),
+                    "line_no": [x[0] for x in quarantine],
+                    "line_span": [x[1] for x in quarantine],
+                    "reason_code": [x[2] for x in quarantine],
+                    "reason": [f"{rel} line {x[0]}: {REASONS.get(x[2], x[2])}: {mask_pans(x[3])}"
+                               for x in quarantine],
+                    "masked_line": [mask_pans(x[4])[:4096] for x in quarantine],
+                },
+                schema=QUARANTINE_SCHEMA,
+            )
+            prep.quarantine = (q, lake / "quarantine" / f"{fvid}.parquet")
+        prep.result = LandResult(rel, prep.result.status, fmt.name, table.num_rows, len(quarantine),
+                                 parsed.lines_other)
     except Rejected as e:
         msg = mask_pans(str(e))
         row.update(status="rejected", reject_reason=msg, format=row["format"] or "unknown")
-        result = LandResult(rel, "rejected", row["format"], message=msg)
-    # The file's own copy, by hash: the warehouse can always be rebuilt from these bytes.
-    keep = lake / "files" / sha
-    if not keep.exists():
-        keep.parent.mkdir(parents=True, exist_ok=True)
-        tmp = keep.with_name(f".{sha}.tmp-{os.getpid()}")
-        tmp.write_bytes(path.read_bytes())
-        os.replace(tmp, keep)
-    _atomic_write_parquet(pa.Table.from_pylist([row], schema=LEDGER_SCHEMA), ledger_path)  # last: commits
-    result.seconds = time.perf_counter() - t0
-    return result
+        prep.result = LandResult(rel, "rejected", row["format"], message=msg)
+    return prep
+
+
+def _commit(prep: _Prepared) -> LandResult:
+    """Write a prepared file: raw Parquet and quarantine, the delivered bytes, and the ledger row last."""
+    if prep.row is not None:
+        for item in (prep.raw, prep.quarantine):
+            if item is not None:
+                _atomic_write_parquet(*item)
+        # The file's own copy, by hash: the warehouse can always be rebuilt from these bytes.
+        sha = prep.row["sha256"]
+        keep = prep.lake / "files" / sha
+        if not keep.exists():
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            tmp = keep.with_name(f".{sha}.tmp-{os.getpid()}")
+            shutil.copyfile(prep.path, tmp)
+            os.replace(tmp, keep)
+        ledger_path = prep.lake / "ledger" / f"{prep.row['delivery_id']}.parquet"
+        _atomic_write_parquet(pa.Table.from_pylist([prep.row], schema=LEDGER_SCHEMA), ledger_path)  # last: commits
+    prep.result.seconds = time.perf_counter() - prep.t0
+    return prep.result
 
 
 def _gunzip(data: bytes, name: str) -> bytes:
@@ -669,14 +999,38 @@ def iter_files(paths: Iterable[Path]) -> list[tuple[Path, Path]]:
 def land(paths: Iterable[Path], lake: Path, out=sys.stdout) -> list[LandResult]:
     lake = Path(lake)
     init_lake(lake)
-    results = []
-    for f, root in iter_files(paths):
-        r = land_file(f, root, lake)
+    results: list[LandResult] = []
+
+    def done(r: LandResult) -> None:
         results.append(r)
         if out is not None:
             extra = f" ({r.message})" if r.message else ""
             print(f"{r.status:>14}  {r.format or '-':<20} {r.path}: {r.detail} detail, {r.quarantined} "
                   f"quarantined, {r.other} other lines, {r.seconds:.2f}s{extra}", file=out)
+
+    # Files are read and claimed in order, parsed two at a time and committed in order by one writer, so a run
+    # gives the same lake and the same report as landing them one by one; at most four files are in memory.
+    claims = _Claims()
+    with ThreadPoolExecutor(2, thread_name_prefix="tally-parse") as parsers, \
+            ThreadPoolExecutor(1, thread_name_prefix="tally-write") as writer:
+        parsing: deque[Future] = deque()
+        writing: deque[Future] = deque()
+
+        def write_oldest() -> None:
+            writing.append(writer.submit(_commit, parsing.popleft().result()))
+            while len(writing) > 1:
+                done(writing.popleft().result())
+
+        for f, root in iter_files(paths):
+            prep, data = _read(f, root, lake, claims)
+            parsing.append(parsers.submit(_parse, prep, data) if data is not None else _resolved(prep))
+            del data
+            while len(parsing) > 1:
+                write_oldest()
+        while parsing:
+            write_oldest()
+        while writing:
+            done(writing.popleft().result())
     if out is not None:
         by = {s: sum(1 for r in results if r.status == s) for s in ("landed", "duplicate", "already_landed",
                                                                      "rejected")}

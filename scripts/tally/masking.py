@@ -33,14 +33,18 @@ def mask_pans(text: str) -> str:
     return PAN_CANDIDATE.sub(_mask_match, text)
 
 
-def mask_pans_array(arr: pa.Array) -> pa.Array:
-    """Vectorised: only values that contain a candidate digit run go through Python."""
+def mask_pans_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Vectorised: only the distinct values that contain a candidate digit run go through Python."""
     if len(arr) == 0:
         return arr
     hit = pc.fill_null(pc.match_substring_regex(arr, r"(^|\D)\d{13,19}(\D|$)"), False)
     if not pc.any(hit).as_py():
         return arr
-    values = arr.to_pylist()
-    for i in pc.indices_nonzero(hit).to_pylist():
-        values[i] = mask_pans(values[i])
-    return pa.array(values, type=arr.type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr, hit = arr.combine_chunks(), hit.combine_chunks()
+    suspects = arr.filter(hit)
+    distinct = pc.unique(suspects)
+    masked = pa.array([mask_pans(v) for v in distinct.to_pylist()], type=arr.type)
+    if masked.equals(distinct):
+        return arr  # digit runs, but none Luhn-valid
+    return pc.replace_with_mask(arr, hit, masked.take(pc.index_in(suspects, value_set=distinct)))
