@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -271,20 +272,19 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
         if info.file_size > MAX_EXPANDED_BYTES or info.file_size > MAX_RATIO * max(info.compress_size, 1) + 4096:
             raise Rejected(f"{name}: archive member {n!r} expands {info.file_size} bytes from "
                            f"{info.compress_size}: over the size/ratio limit (zip bomb?)")
-        with zf.open(info) as fh:  # read with a counter: the header's size may lie
-            chunk = fh.read(info.file_size + 1)
+        try:
+            with zf.open(info) as fh:  # read with a counter: the header's size may lie
+                chunk = fh.read(info.file_size + 1)  # to the end, where zipfile checks the member's CRC
+        except zipfile.BadZipFile:  # the messages testzip() gave, without inflating every member twice
+            raise Rejected(f"{name}: archive member {n!r} fails its CRC check; truncated download?") from None
+        except (zlib.error, EOFError) as e:
+            raise Rejected(f"{name}: archive CRC check failed ({e})") from None
         if len(chunk) > info.file_size:
             raise Rejected(f"{name}: archive member {n!r} is larger than its header says (zip bomb?)")
         total += len(chunk)
         if total > MAX_EXPANDED_BYTES:
             raise Rejected(f"{name}: archive expands past {MAX_EXPANDED_BYTES} bytes (zip bomb?)")
         out[n] = chunk
-    try:
-        bad = zf.testzip()
-    except Exception as e:  # noqa: BLE001 - any failure here means a damaged archive
-        raise Rejected(f"{name}: archive CRC check failed ({e})") from None
-    if bad:
-        raise Rejected(f"{name}: archive member {bad!r} fails its CRC check; truncated download?")
     return out
 
 
@@ -295,20 +295,32 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
 # CONTROL_CHARS as a class body, plus U+FEFF (Arrow's CSV reader drops a BOM at the start of its input).
 _NOT_PLAIN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{feff}"
 _JOIN_LIMIT = 50  # a quoted field may run over at most this many physical lines
-_PAN_RUN = r"(?:^|[^0-9])[0-9]{13,19}(?:[^0-9]|$)"  # masking.PAN_CANDIDATE without look-around
 
 
-def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool) -> str:
+def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool, pan_free: bool = False) -> str:
     """Lines whose record is plain: exactly n fields, no line break or control character inside, RFC 4180 quoting
-    (quoted formats) or none at all. For such a line Arrow's CSV reader and the format's record rule agree."""
+    (quoted formats) or none at all. For such a line Arrow's CSV reader and the format's record rule agree.
+    (Quoted formats with n == 1 also need the line not to be empty: csv reads an empty line as no fields.)
+
+    With `pan_free`, also no run of 13-19 digits (between non-digits) anywhere in the line: one scan for both."""
     d = re.escape(delim)
+    bare = "[^" + d + r"\r\n" + _NOT_PLAIN + "]"  # a character of an unquoted field
+    inner = r'(?:[^"\r\n' + _NOT_PLAIN + r']|"")'  # a character of a quoted field's text
     if quoted:
-        field = rf'(?:[^"{d}\r\n{_NOT_PLAIN}]*|"(?:[^"\r\n{_NOT_PLAIN}]|"")*")'
-        first = field if n > 1 else rf'(?:[^"{d}\r\n{_NOT_PLAIN}]+|"(?:[^"\r\n{_NOT_PLAIN}]|"")*")'  # "" is 0 fields
+        bare = '[^"' + bare[2:]
+
+    def text(atom: str) -> str:  # any run of `atom`s; with pan_free, its digit runs are 1-12 or 20+ long
+        if not pan_free:
+            return atom + "*"
+        atom = atom.replace("[^", "[^0-9", 1)
+        run = "(?:[0-9]{1,12}|[0-9]{20,})"
+        return f"{atom}*(?:{run}{atom}+)*{run}?"
+
+    if quoted:
+        field = f'(?:{text(bare)}|"{text(inner)}")'
     else:
-        field = rf"{'`' if backtick else ''}[^{d}\r\n{_NOT_PLAIN}]*"
-        first = field
-    return rf"^{first}(?:{d}{field}){{{n - 1}}}\r?\n$"
+        field = ("`" if backtick else "") + text(bare)
+    return f"^{field}(?:{d}{field}){{{n - 1}}}" + r"\r?\n$"
 
 
 @dataclasses.dataclass
@@ -333,10 +345,16 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
     """
     block = lines.arr.slice(a, b - a)
     nb = len(block)
-    # Both are whole-line scans. A field is a piece of its line between delimiters (never digits), so a line without
-    # a PAN-like run has no field with one.
-    plain, pan = (_np(x) for x in _pool().map(
-        lambda rx: pc.match_substring_regex(block, rx), (_plain_record_regex(n, delim, quoted, backtick), _PAN_RUN)))
+    # One scan finds the plain lines without PAN-like digit runs (a field is a piece of its line between delimiters,
+    # never digits: such a line has no field with one); a second looks at the rest for plain structure only.
+    pan_free = _np(pc.match_substring_regex(block, _plain_record_regex(n, delim, quoted, backtick, pan_free=True)))
+    plain = pan_free.copy()
+    if not pan_free.all():
+        rest = np.flatnonzero(~pan_free)
+        plain[rest] = _np(pc.match_substring_regex(block.take(pa.array(rest)),
+                                                   _plain_record_regex(n, delim, quoted, backtick)))
+    if quoted and n == 1:
+        plain &= lines.byte_lengths()[a:b] > 0
     starts = np.ones(nb, bool)  # the line begins a record
     spans: dict[int, int] = {}
     if quoted and not plain.all():
@@ -382,7 +400,7 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
     line_no = fast_idx + (a + 1)
     span = np.ones(n_fast, np.int64)
     no_ctrl = np.ones(n_fast, bool)
-    pan_free = ~pan[fast_idx]
+    pan_free = pan_free[fast_idx]
     if slow_rows:  # merge in line order
         s_idx = np.asarray(slow_idx, np.int64)
         order = np.argsort(np.concatenate([fast_idx, s_idx]), kind="stable")
