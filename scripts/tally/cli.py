@@ -29,7 +29,11 @@ def _simulate(args: argparse.Namespace) -> int:
 def _land(args: argparse.Namespace) -> int:
     from tally.land import land
 
-    results = land([Path(p) for p in args.paths], Path(args.lake))
+    if not args.no_gx:
+        from tally.gx_gate import load_gx
+
+        load_gx()  # quietly: no analytics, no progress bars, GX warnings only
+    results = land([Path(p) for p in args.paths], Path(args.lake), gate=not args.no_gx)
     return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
 
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("paths", nargs="+", help="files or directories to land")
     s.add_argument("--lake", default="data/lake", help="lake directory (default: data/lake)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
+    s.add_argument("--no-gx", action="store_true",
+                   help="skip the Great Expectations gate (the vectorised validator alone decides)")
     s.set_defaults(func=_land)
 
     s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")

@@ -58,6 +58,7 @@ from tally.formats import (
     Format,
     normalise_header,
 )
+from tally.gx_gate import Gate
 from tally.masking import mask_pans, mask_pans_array
 
 # Safety limits for archives (zip bombs) and lines.
@@ -747,11 +748,11 @@ def detect(data: bytes, name: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _mask(values: pa.Array | pa.ChunkedArray, rows: np.ndarray | None) -> pa.Array | pa.ChunkedArray:
+def _mask(values: pa.Array | pa.ChunkedArray, rows: np.ndarray | None, fill: str = "*") -> pa.Array | pa.ChunkedArray:
     """PAN-masked values: only `rows` (None: every row) can hold a PAN-like digit run."""
     if rows is None:
         longest = pc.max(pc.utf8_length(values)).as_py()
-        return values if longest is None or longest < 13 else mask_pans_array(values)  # 13 digits need 13 chars
+        return values if longest is None or longest < 13 else mask_pans_array(values, fill)  # 13 digits: 13 chars
     if not len(rows):
         return values
     sub = values.take(pa.array(rows))
@@ -767,18 +768,30 @@ def _raw_text(raw: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
     return [_strip_eol(s) for s in raw.take(pa.array(rows, type=pa.int64())).to_pylist()]
 
 
-def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, str, str]]]:
+def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, list[tuple[int, int, str, str, str]]]:
+    """Strict checks of the parsed records: the rows to land (PAN-masked, with lineage) and the quarantine.
+
+    A vectorised screen tests every value (Arrow regexes, two columns at a time). With a `gate`, Great Expectations
+    then judges the rows the screen flags plus a sample of the others (see gx_gate.py) and its verdict decides for
+    them; the screen's word stands for the rest.
+    """
     n = len(p.line_no)
     cols = {k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, type=pa.string()))
             for k, v in p.columns.items()}
+    ids = [c for c in p.fmt.columns if c.is_id and n]
+    patterned = [c for c in p.fmt.columns if c.pattern and n and cols[c.name].null_count != n]
+    tests = [(c.name, SCI_NOTATION.pattern) for c in ids] + [(c.name, c.pattern) for c in patterned]
+    hits = list(_pool().map(lambda t: _np(pc.fill_null(pc.match_substring_regex(cols[t[0]], t[1]), False)), tests))
+    sci = {c.name: h for c, h in zip(ids, hits, strict=False)}
+    miss = {c.name: ~h for c, h in zip(patterned, hits[len(ids):], strict=True)}
+    if gate is not None and n:
+        _judge(p, name, cols, gate, sci, miss)
     # Excel damage: an id column in E-notation cannot be repaired, so the file is refused (bad input #24).
-    for c in p.fmt.columns:
-        if c.is_id and n:
-            sci = pc.fill_null(pc.match_substring_regex(cols[c.name], SCI_NOTATION.pattern), False)
-            if pc.any(sci).as_py():
-                i = int(np.flatnonzero(_np(sci))[0])
-                raise Rejected(f"{name} line {p.line_no[i]} column {c.name}: id {cols[c.name][i].as_py()!r} is in "
-                               "scientific notation (file re-saved by Excel?); ids cannot be recovered")
+    for c in ids:
+        if sci[c.name].any():
+            i = int(np.flatnonzero(sci[c.name])[0])
+            raise Rejected(f"{name} line {p.line_no[i]} column {c.name}: id {cols[c.name][i].as_py()!r} is in "
+                           "scientific notation (file re-saved by Excel?); ids cannot be recovered")
     bad = np.zeros(n, bool)
     reasons: dict[int, tuple[str, str]] = {}
     if n:
@@ -793,10 +806,10 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
             if len(text) > MAX_LINE_CHARS and i not in reasons:
                 reasons[i] = ("line_too_long", f"over {MAX_LINE_CHARS} characters")
         bad[list(reasons)] = True
-    checked = [c for c in p.fmt.columns if c.pattern and n and cols[c.name].null_count != n]
-    oks = _pool().map(lambda c: _np(pc.fill_null(pc.match_substring_regex(cols[c.name], c.pattern), False)), checked)
-    for c, ok in zip(checked, oks, strict=True):
-        fresh = np.flatnonzero(~ok & ~bad)
+    for c in p.fmt.columns:
+        if c.name not in miss:
+            continue
+        fresh = np.flatnonzero(miss[c.name] & ~bad)
         if len(fresh):
             vals = cols[c.name].take(pa.array(fresh)).to_pylist()
             for i, v in zip(fresh.tolist(), vals, strict=True):
@@ -818,6 +831,40 @@ def validate(p: Parsed, name: str) -> tuple[pa.Table, list[tuple[int, int, str, 
     table = table.append_column("line_no", pa.array(np.asarray(p.line_no, dtype=np.int64)[keep]))
     table = table.append_column("line_span", pa.array(np.asarray(p.line_span, dtype=np.int64)[keep]))
     return table, quarantine
+
+
+def _judge(p: Parsed, name: str, cols: dict, gate: Gate, sci: dict[str, np.ndarray],
+           miss: dict[str, np.ndarray]) -> None:
+    """Let Great Expectations decide what it judges (see gx_gate.py): updates the screen's `sci` and `miss`."""
+    n = len(p.line_no)
+    flagged = np.zeros(n, bool)
+    for a in miss.values():
+        flagged |= a
+    rows_level = gate.every_row or bool(flagged.any())
+    sci_columns = frozenset(k for k, a in sci.items() if a.any())
+    for k in sci_columns:
+        flagged |= sci[k]
+    rows = gate.batch(n, flagged)
+    take = pa.array(rows)
+    present = [k for k, v in cols.items() if v.null_count < n]  # a column absent from the file is all null
+    # PAN-masked before GX sees them, with digits for the masked ones so the patterns judge as on the originals
+    masked = dict(zip(present, _pool().map(lambda k: _mask(cols[k].take(take), None, "0"), present), strict=True))
+    verdict = gate.judge(p.fmt, masked, rows, sci_columns, rows_level)
+    if verdict.missing_columns:
+        raise Rejected(f"{name}: the {p.fmt.name} columns {verdict.missing_columns} are missing "
+                       "(Great Expectations: expect_table_columns_to_match_set)")
+    judged = np.zeros(n, bool)
+    judged[rows] = True
+    decisions = [(sci, verdict.sci, set(sci) if rows_level else sci_columns)]
+    if rows_level:
+        decisions.append((miss, verdict.failing, set(miss) | set(verdict.failing)))
+    for screen, decided, columns in decisions:
+        for col in columns:
+            gx = np.zeros(n, bool)
+            gx[decided.get(col, [])] = True
+            before = screen.get(col, np.zeros(n, bool))
+            gate.disagreements += int((before[rows] != gx[rows]).sum())
+            screen[col] = np.where(judged, gx, before)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -888,9 +935,22 @@ class _Prepared:
     quarantine: tuple[pa.Table, Path] | None = None
 
 
-def land_file(path: Path, root: Path, lake: Path) -> LandResult:
+_GATE: Gate | None = None
+
+
+def _gate(gate: Gate | bool | None) -> Gate | None:
+    """True: the process's shared Great Expectations gate; False/None: none (the vectorised screen decides)."""
+    global _GATE
+    if gate is True:
+        if _GATE is None:
+            _GATE = Gate()
+        return _GATE
+    return gate or None
+
+
+def land_file(path: Path, root: Path, lake: Path, gate: Gate | bool = True) -> LandResult:
     prep, data = _read(path, root, lake)
-    return _commit(prep if data is None else _parse(prep, data))
+    return _commit(prep if data is None else _parse(prep, data, _gate(gate)))
 
 
 def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> tuple[_Prepared, bytes | None]:
@@ -919,7 +979,7 @@ def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> 
     return _Prepared(LandResult(rel, "duplicate" if same_bytes_landed else "landed"), t0, path, lake, row), data
 
 
-def _parse(prep: _Prepared, data: bytes) -> _Prepared:
+def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
     """Parse and validate in memory; `_commit` writes the result."""
     row, rel, fvid, lake = prep.row, prep.result.path, prep.row["file_version_id"], prep.lake
     try:
@@ -931,7 +991,7 @@ def _parse(prep: _Prepared, data: bytes) -> _Prepared:
         parser = detect(data, rel_inner)
         parsed = parser(data, rel_inner)
         del data
-        table, quarantine = validate(parsed, rel_inner)
+        table, quarantine = validate(parsed, rel_inner, gate)
         fmt = parsed.fmt
         row.update(format=fmt.name, channel=fmt.channel, merchant_key=parsed.merchant_key, bill_type=fmt.bill_type,
                    bill_date=parsed.bill_date, status="landed", is_empty_day=parsed.is_empty_day,
@@ -1014,8 +1074,9 @@ def iter_files(paths: Iterable[Path]) -> list[tuple[Path, Path]]:
     return out
 
 
-def land(paths: Iterable[Path], lake: Path, out=sys.stdout) -> list[LandResult]:
+def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = True) -> list[LandResult]:
     lake = Path(lake)
+    gate = _gate(gate)
     init_lake(lake)
     results: list[LandResult] = []
 
@@ -1041,7 +1102,7 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout) -> list[LandResult]:
 
         for f, root in iter_files(paths):
             prep, data = _read(f, root, lake, claims)
-            parsing.append(parsers.submit(_parse, prep, data) if data is not None else _resolved(prep))
+            parsing.append(parsers.submit(_parse, prep, data, gate) if data is not None else _resolved(prep))
             del data
             while len(parsing) > 1:
                 write_oldest()
