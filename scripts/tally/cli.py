@@ -37,6 +37,15 @@ def _land(args: argparse.Namespace) -> int:
     return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from tally.bench import DEFAULT_PHASES, bench_land
+
+    phases = tuple(args.phases.split(",")) if args.phases else DEFAULT_PHASES
+    bench_land(args.lines, Path(args.data_dir), merchants=args.merchants, seed=args.seed, repeat=args.repeat,
+               phases=phases)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tally.pipeline import demo
     from tally.simulate import WorldParams
@@ -65,6 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--no-gx", action="store_true",
                    help="skip the Great Expectations gate (the vectorised validator alone decides)")
     s.set_defaults(func=_land)
+
+    s = sub.add_parser("bench", help="benchmarks (figures, not tests)")
+    bench = s.add_subparsers(dest="what", required=True)
+    b = bench.add_parser("land", help="land a simulated one-day world against a bare DuckDB read of the same lines")
+    b.add_argument("--lines", type=int, default=1_000_000, help="detail lines in the day (about)")
+    b.add_argument("--merchants", type=int, default=10)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--repeat", type=int, default=1, help="runs per phase; the fastest is reported")
+    b.add_argument("--phases", default="", help="comma list of baseline,land,land-nogx,land-gxall "
+                                                 "(default: baseline,land,land-nogx)")
+    b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
+    b.set_defaults(func=_bench)
 
     s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")
     s.add_argument("--data-dir", default="data")
