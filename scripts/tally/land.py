@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from re import _constants as _sre
+from re import _parser as _sre_parse
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +136,9 @@ class Parsed:
     # the line; no PAN-like digit run in any field.
     no_ctrl: np.ndarray | None = None
     pan_free: np.ndarray | None = None
+    # ... and the records whose `valid_columns` are known to match their patterns.
+    valid_rows: np.ndarray | None = None
+    valid_columns: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,17 +303,185 @@ _NOT_PLAIN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{feff}"
 _JOIN_LIMIT = 50  # a quoted field may run over at most this many physical lines
 
 
-def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool, pan_free: bool = False) -> str:
+_CTRL_CHARS = "".join(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])) + "\ufeff"
+_CATEGORIES = {
+    _sre.CATEGORY_DIGIT: str.isdigit,
+    _sre.CATEGORY_NOT_DIGIT: lambda c: not c.isdigit(),
+    _sre.CATEGORY_SPACE: str.isspace,
+    _sre.CATEGORY_NOT_SPACE: lambda c: not c.isspace(),
+    _sre.CATEGORY_WORD: lambda c: c.isalnum() or c == "_",
+    _sre.CATEGORY_NOT_WORD: lambda c: not (c.isalnum() or c == "_"),
+}
+
+
+def _atom_matches(op, av, ch: str) -> bool:
+    """Whether a one-character regex atom may match `ch` (True when unsure)."""
+    if op is _sre.LITERAL:
+        return av == ord(ch)
+    if op is _sre.NOT_LITERAL:
+        return av != ord(ch)
+    if op is not _sre.IN:
+        return True
+    negate, hit = False, False
+    for o, a in av:
+        if o is _sre.NEGATE:
+            negate = True
+        elif o is _sre.LITERAL:
+            hit |= a == ord(ch)
+        elif o is _sre.RANGE:
+            hit |= a[0] <= ord(ch) <= a[1]
+        else:
+            hit |= _CATEGORIES.get(a, lambda c: True)(ch) if o is _sre.CATEGORY else True
+    return hit != negate
+
+
+def _atoms(items) -> Iterable[tuple]:
+    """The one-character atoms of a parsed regex; ValueError on anything this analysis does not know."""
+    for op, av in items:
+        if op in (_sre.LITERAL, _sre.NOT_LITERAL, _sre.ANY, _sre.IN):
+            yield op, av
+        elif op is _sre.SUBPATTERN:
+            yield from _atoms(av[3])
+        elif op is _sre.BRANCH:
+            for branch in av[1]:
+                yield from _atoms(branch)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            yield from _atoms(av[2])
+        elif op is not _sre.AT:
+            raise ValueError(op)
+
+
+def _digit_only(items) -> bool:
+    """Every atom matches ASCII digits only (RE2's \\d is [0-9])."""
+    def only(op, av) -> bool:
+        if op is _sre.LITERAL:
+            return 48 <= av <= 57
+        return op is _sre.IN and all(
+            (o is _sre.LITERAL and 48 <= a <= 57) or (o is _sre.RANGE and 48 <= a[0] and a[1] <= 57)
+            or (o is _sre.CATEGORY and a is _sre.CATEGORY_DIGIT) for o, a in av)
+    return all(only(op, av) for op, av in _atoms(items))
+
+
+def _longest_digit_run(items, run: int = 0) -> tuple[int, int]:
+    """An upper bound of the longest run of consecutive digits the regex can produce, and of the run still open at
+    its end (given `run` digits before it). 10**9 stands for unbounded."""
+    best = run
+    for op, av in items:
+        if op in (_sre.LITERAL, _sre.NOT_LITERAL, _sre.ANY, _sre.IN):
+            run = run + 1 if any(_atom_matches(op, av, d) for d in "0123456789") else 0
+        elif op is _sre.SUBPATTERN:
+            inner, run = _longest_digit_run(av[3], run)
+            best = max(best, inner)
+        elif op is _sre.BRANCH:
+            ends = [_longest_digit_run(b, run) for b in av[1]]
+            best, run = max([best] + [e[0] for e in ends]), max(e[1] for e in ends)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            lo, hi, sub = av
+            if hi > 100:
+                if any(_atom_matches(o, a, "0") for o, a in _atoms(sub)):
+                    return 10**9, 10**9
+                hi = 1  # digit-free: one pass shows it ends any run
+            for _ in range(hi):
+                inner, run = _longest_digit_run(sub, run)
+                best = max(best, inner)
+        elif op is not _sre.AT:
+            return 10**9, 10**9
+        best = max(best, run)
+    return best, run
+
+
+def _pan_safe(items) -> bool:
+    """No text this regex matches holds a PAN-like run (13-19 digits between non-digits)."""
+    items = [x for x in items if x[0] is not _sre.AT]
+    if len(items) == 1:
+        op, av = items[0]
+        if op is _sre.SUBPATTERN:
+            return _pan_safe(av[3])
+        if op is _sre.BRANCH:
+            return all(_pan_safe(b) for b in av[1])
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            lo, hi, sub = av
+            if lo >= 20 and _digit_only(sub):
+                return True
+            if (lo, hi) == (0, 1):
+                return _pan_safe(sub)
+    return _longest_digit_run(items)[0] <= 12
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    parts, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or pattern[i - 1] in "[^"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    return parts + [pattern[start:]]
+
+
+def _embeddable(pattern: str | None, forbidden: str, pan_free: bool) -> str | None:
+    """A registry pattern `^A$|^B$...` as an anchor-free regex `(?:A|B...)` that can sit inside a line regex, or
+    None when it cannot: it may match a character that would change how the line splits (`forbidden`), or (with
+    `pan_free`) a PAN-like digit run, or it uses anything this analysis does not know."""
+    if not pattern:
+        return None
+    bodies = []
+    for alt in _top_level_alternatives(pattern):
+        if not (alt.startswith("^") and alt.endswith("$") and not alt.endswith("\\$")):
+            return None
+        bodies.append(alt[1:-1])
+    body = "(?:" + "|".join(bodies) + ")"
+    try:
+        tree = _sre_parse.parse(body)
+        if any(op is _sre.AT for op, _ in _walk(tree)):
+            return None
+        if any(_atom_matches(op, av, ch) for op, av in _atoms(tree) for ch in forbidden):
+            return None
+        if pan_free and not _pan_safe(tree):
+            return None
+    except (ValueError, re.error):
+        return None
+    return body
+
+
+def _walk(items) -> Iterable[tuple]:
+    for op, av in items:
+        yield op, av
+        if op is _sre.SUBPATTERN:
+            yield from _walk(av[3])
+        elif op is _sre.BRANCH:
+            for branch in av[1]:
+                yield from _walk(branch)
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            yield from _walk(av[2])
+
+
+def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool, pan_free: bool = False,
+                        patterns: list[str | None] | None = None, strip: str = "") -> tuple[str, set[int]]:
     """Lines whose record is plain: exactly n fields, no line break or control character inside, RFC 4180 quoting
     (quoted formats) or none at all. For such a line Arrow's CSV reader and the format's record rule agree.
     (Quoted formats with n == 1 also need the line not to be empty: csv reads an empty line as no fields.)
 
-    With `pan_free`, also no run of 13-19 digits (between non-digits) anywhere in the line: one scan for both."""
+    With `pan_free`, also no run of 13-19 digits (between non-digits) anywhere in the line. With `patterns` (per
+    field), each field whose pattern can be embedded (see `_embeddable`) must also match it, after the format's
+    `strip`. Returns the regex and the positions of the fields it checks that way: one scan for all of it."""
     d = re.escape(delim)
     bare = "[^" + d + r"\r\n" + _NOT_PLAIN + "]"  # a character of an unquoted field
     inner = r'(?:[^"\r\n' + _NOT_PLAIN + r']|"")'  # a character of a quoted field's text
     if quoted:
         bare = '[^"' + bare[2:]
+    forbidden = _CTRL_CHARS + "\r\n" + delim + ('"' if quoted else "") + strip
 
     def text(atom: str) -> str:  # any run of `atom`s; with pan_free, its digit runs are 1-12 or 20+ long
         if not pan_free:
@@ -317,11 +490,21 @@ def _plain_record_regex(n: int, delim: str, quoted: bool, backtick: bool, pan_fr
         run = "(?:[0-9]{1,12}|[0-9]{20,})"
         return f"{atom}*(?:{run}{atom}+)*{run}?"
 
-    if quoted:
-        field = f'(?:{text(bare)}|"{text(inner)}")'
-    else:
-        field = ("`" if backtick else "") + text(bare)
-    return f"^{field}(?:{d}{field}){{{n - 1}}}" + r"\r?\n$"
+    fields, checked = [], set()
+    for i in range(n):
+        body = _embeddable((patterns or [None] * n)[i], forbidden, pan_free)
+        if body is not None:
+            checked.add(i)
+            if strip:
+                pad = "[" + re.escape(strip) + "]*"
+                body = pad + body + pad
+            field = f'(?:{body}|"{body}")' if quoted else body
+        elif quoted:
+            field = f'(?:{text(bare)}|"{text(inner)}")'
+        else:
+            field = text(bare)
+        fields.append(("`" if backtick else "") + field)
+    return "^" + d.join(fields) + r"\r?\n$", checked
 
 
 @dataclasses.dataclass
@@ -333,27 +516,33 @@ class _Records:
     pre: list[tuple[int, int, str, str, str]]
     no_ctrl: np.ndarray
     pan_free: np.ndarray
+    valid: np.ndarray  # per record: the `checked` fields are known to match their patterns
+    checked: set[int]
 
 
 def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[str] | tuple[str, str]], *,
-             delim: str = ",", quoted: bool = True, backtick: bool = False, strip: str = "") -> _Records:
+             delim: str = ",", quoted: bool = True, backtick: bool = False, strip: str = "",
+             patterns: list[str | None] | None = None) -> _Records:
     """The records of lines[a:b], each `n` fields of text (line numbers count from 1).
 
     `split(text)` is the format's rule for one record's text: its fields (backtick and `strip` already removed) or
     (reason_code, detail) when it is refused. Plain lines are cut by Arrow's CSV reader instead, with the same result;
     `split` only sees the rest. In quoted formats an odd number of quotes starts a record that runs over the following
-    lines until its quotes balance (at most `_JOIN_LIMIT` lines), joined with LF.
+    lines until its quotes balance (at most `_JOIN_LIMIT` lines), joined with LF. `patterns` (per field, optional)
+    are checked in the same scan where they can be (see `_plain_record_regex`).
     """
     block = lines.arr.slice(a, b - a)
     nb = len(block)
     # One scan finds the plain lines without PAN-like digit runs (a field is a piece of its line between delimiters,
-    # never digits: such a line has no field with one); a second looks at the rest for plain structure only.
-    pan_free = _np(pc.match_substring_regex(block, _plain_record_regex(n, delim, quoted, backtick, pan_free=True)))
-    plain = pan_free.copy()
-    if not pan_free.all():
-        rest = np.flatnonzero(~pan_free)
+    # never digits: such a line has no field with one) whose checkable fields are valid; a second looks at the rest
+    # for plain structure only.
+    rx, checked = _plain_record_regex(n, delim, quoted, backtick, True, patterns, strip)
+    valid = _np(pc.match_substring_regex(block, rx))
+    plain = valid.copy()
+    if not valid.all():
+        rest = np.flatnonzero(~valid)
         plain[rest] = _np(pc.match_substring_regex(block.take(pa.array(rest)),
-                                                   _plain_record_regex(n, delim, quoted, backtick)))
+                                                   _plain_record_regex(n, delim, quoted, backtick)[0]))
     if quoted and n == 1:
         plain &= lines.byte_lengths()[a:b] > 0
     starts = np.ones(nb, bool)  # the line begins a record
@@ -401,7 +590,7 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
     line_no = fast_idx + (a + 1)
     span = np.ones(n_fast, np.int64)
     no_ctrl = np.ones(n_fast, bool)
-    pan_free = pan_free[fast_idx]
+    valid = valid[fast_idx]
     if slow_rows:  # merge in line order
         s_idx = np.asarray(slow_idx, np.int64)
         order = np.argsort(np.concatenate([fast_idx, s_idx]), kind="stable")
@@ -413,10 +602,10 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
         line_no = np.concatenate([line_no, s_idx + (a + 1)])[order]
         span = np.concatenate([span, [spans.get(i, 1) for i in slow_idx]]).astype(np.int64)[order]
         no_ctrl = np.concatenate([no_ctrl, np.zeros(len(slow_idx), bool)])[order]
-        pan_free = np.concatenate([pan_free, np.zeros(len(slow_idx), bool)])[order]
+        valid = np.concatenate([valid, np.zeros(len(slow_idx), bool)])[order]
     if not fields:
         fields = [pa.array([], type=pa.string()) for _ in range(n)]
-    return _Records(fields, line_no.astype(np.int64), span, raw, pre, no_ctrl, pan_free)
+    return _Records(fields, line_no.astype(np.int64), span, raw, pre, no_ctrl, valid, valid, checked)
 
 
 def _concat(parts: list, kind: pa.DataType) -> pa.ChunkedArray:
@@ -486,7 +675,17 @@ def _columns(fmt: Format, idx: dict[str, int], fields: list, n_rows: int) -> dic
 def _parsed(fmt: Format, merchant_key: str, bill_date: dt.date, total: int, other: int, idx: dict[str, int],
             r: _Records, controls: dict[str, int | None]) -> Parsed:
     return Parsed(fmt, merchant_key, bill_date, total, other, _columns(fmt, idx, r.fields, len(r.line_no)), r.line_no,
-                  r.line_span, r.raw, r.pre, controls, no_ctrl=r.no_ctrl, pan_free=r.pan_free)
+                  r.line_span, r.raw, r.pre, controls, no_ctrl=r.no_ctrl, pan_free=r.pan_free, valid_rows=r.valid,
+                  valid_columns=frozenset(c for c, i in idx.items() if i in r.checked))
+
+
+def _patterns(fmt: Format, idx: dict[str, int], n: int) -> list[str | None]:
+    """Each field's pattern, by its position in the record."""
+    by_pos: list[str | None] = [None] * n
+    for c in fmt.columns:
+        if c.name in idx:
+            by_pos[idx[c.name]] = c.pattern
+    return by_pos
 
 
 def _csv_split(n_fields: int, strip: str = "") -> Callable[[str], list[str] | tuple[str, str]]:
@@ -549,7 +748,8 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
             return "missing_backtick", f"column {header[next(j for j, c in enumerate(cells) if not c.startswith('`'))]}"
         return [c[1:] for c in cells]
 
-    r = _records(lines, 1, max(summary_at, 1), n, split, quoted=False, backtick=True)
+    r = _records(lines, 1, max(summary_at, 1), n, split, quoted=False, backtick=True,
+                 patterns=_patterns(WECHAT_TRADE, idx, n))
     return _parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2)), len(lines), len(lines) - max(summary_at - 1, 0),
                    idx, r, controls)
 
@@ -584,7 +784,8 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     end_at = head_at + 1 + int(after[0]) if len(after) else len(lines)
     if not is_comment[end_at:].all():
         raise Rejected(f"{name}: detail lines after the #…明细列表结束 footer")
-    r = _records(lines, head_at + 1, end_at, len(header), _csv_split(len(header), "\t "), strip="\t ")
+    r = _records(lines, head_at + 1, end_at, len(header), _csv_split(len(header), "\t "), strip="\t ",
+                 patterns=_patterns(ALIPAY_TRADE, idx, len(header)))
     controls: dict[str, int | None] = {}
     for c in comments:
         if mt := re.match(r"#交易合计：(\d+)笔，商家实收共(-?[\d.]+)元", c):
@@ -672,8 +873,9 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
         cells = text.split("|")
         return cells if len(cells) == n else ("field_count", f"{len(cells)} fields, expected {n}")
 
-    r = _records(lines, 1, len(lines), n, split, delim="|", quoted=False)
     idx = {c.name: i for i, c in enumerate(BANK_PAYOUT_RESULT.columns)}
+    r = _records(lines, 1, len(lines), n, split, delim="|", quoted=False,
+                 patterns=_patterns(BANK_PAYOUT_RESULT, idx, n))
     controls = {"ctl_row_count": int(h[3]), "ctl_payment_fen": int(h[4])}
     return _parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2]), len(lines), 1, idx, r, controls)
 
@@ -694,7 +896,8 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     if total_at != len(lines) - 1:
         raise Rejected(f"{name} line {total_at + 2}: content after the 合计 row")
     tot = next(csv.reader([lines[total_at]]))
-    r = _records(lines, 3, total_at, len(header), _csv_split(len(header)))
+    r = _records(lines, 3, total_at, len(header), _csv_split(len(header)),
+                 patterns=_patterns(BANK_STATEMENT, idx, len(header)))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
@@ -713,7 +916,8 @@ def _parse_internal(fmt: Format):
             raise Rejected(f"{name}: empty file, not even a header (an empty dump still has its header)")
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
-        r = _records(lines, 1, len(lines), len(header), _csv_split(len(header)))
+        r = _records(lines, 1, len(lines), len(header), _csv_split(len(header)),
+                     patterns=_patterns(fmt, idx, len(header)))
         return _parsed(fmt, "", _ymd(m.group(1)), len(lines), 1, idx, r, {})
 
     return parse
@@ -748,6 +952,32 @@ def detect(data: bytes, name: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _hits(values: pa.Array | pa.ChunkedArray, pattern: str, rows: np.ndarray | None = None,
+          negate: bool = False) -> np.ndarray:
+    """Which values match (or, negated, miss) `pattern`, testing only `rows` (a mask; None: all): the others count
+    as matching when negated, as not matching otherwise. A null never matches."""
+    n = len(values)
+    if rows is None:
+        hit = _np(pc.fill_null(pc.match_substring_regex(values, pattern), False))
+        return ~hit if negate else hit
+    out = np.zeros(n, bool)
+    where = np.flatnonzero(rows)
+    if len(where):
+        hit = _np(pc.fill_null(pc.match_substring_regex(values.take(pa.array(where)), pattern), False))
+        out[where] = ~hit if negate else hit
+    return out
+
+
+def _e_free(pattern: str | None) -> bool:
+    """The pattern can never match a text with an e or E in it (so such a text is not in E-notation either)."""
+    if not pattern:
+        return False
+    try:
+        return not any(_atom_matches(op, av, ch) for op, av in _atoms(_sre_parse.parse(pattern)) for ch in "eE")
+    except (ValueError, re.error):
+        return False
+
+
 def _mask(values: pa.Array | pa.ChunkedArray, rows: np.ndarray | None, fill: str = "*") -> pa.Array | pa.ChunkedArray:
     """PAN-masked values: only `rows` (None: every row) can hold a PAN-like digit run."""
     if rows is None:
@@ -780,10 +1010,15 @@ def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, 
             for k, v in p.columns.items()}
     ids = [c for c in p.fmt.columns if c.is_id and n]
     patterned = [c for c in p.fmt.columns if c.pattern and n and cols[c.name].null_count != n]
-    tests = [(c.name, SCI_NOTATION.pattern) for c in ids] + [(c.name, c.pattern) for c in patterned]
-    hits = list(_pool().map(lambda t: _np(pc.fill_null(pc.match_substring_regex(cols[t[0]], t[1]), False)), tests))
-    sci = {c.name: h for c, h in zip(ids, hits, strict=False)}
-    miss = {c.name: ~h for c, h in zip(patterned, hits[len(ids):], strict=True)}
+    unknown = np.ones(n, bool) if p.valid_rows is None else ~np.asarray(p.valid_rows)
+    # The screen: each pattern on the values not already checked by the parser's line scan, then E-notation on ids
+    # (only where the value missed a pattern that cannot match an e).
+    miss = dict(zip((c.name for c in patterned), _pool().map(
+        lambda c: _hits(cols[c.name], c.pattern, unknown if c.name in p.valid_columns else None, negate=True),
+        patterned), strict=True))
+    sci = dict(zip((c.name for c in ids), _pool().map(
+        lambda c: _hits(cols[c.name], SCI_NOTATION.pattern, miss[c.name] if c.name in miss and _e_free(c.pattern)
+                        else None), ids), strict=True))
     if gate is not None and n:
         _judge(p, name, cols, gate, sci, miss)
     # Excel damage: an id column in E-notation cannot be repaired, so the file is refused (bad input #24).

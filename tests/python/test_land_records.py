@@ -3,11 +3,17 @@ the format's own rule (Python's csv, strict), and both must give what the format
 
 from __future__ import annotations
 
+import csv
 import io
+import random
+import re
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 from tally.land import land_file
 
 HEADER = "order_id,merchant_id,channel,channel_serial,amount_fen,currency,status,created_at,paid_at,payer_id,subject"
@@ -107,3 +113,72 @@ def test_unionpay_fixed_width_is_cut_by_gbk_bytes(tmp_path: Path, world: Path):
     assert raw[0]["sub_mer_abbr"] == "银联商户" and raw[0]["line_no"] == 1
     assert [(x["line_no"], x["reason_code"]) for x in q] == [(2, "line_length")]
     assert "606 bytes, expected 607" in q[0]["reason"]
+
+
+TRICKY = ["", "0", "1e5", "12.00", "１２.00", "4111111111111111", "1234567890123", "x,y", 'a"b', "a\tb", " 12.00",
+          "12.00 ", "\x07", "\ufeff1", "2024-03-04 00:00:00", "SUCCESS", "CNY", "M0001", "A" * 40, "9" * 28]
+
+
+def _good_fields(world: Path, kind: str) -> list[list[str]]:
+    """Real field values from the simulated world's files, per record."""
+    land_dir = world / "landing"
+    if kind == "payments":
+        text = next(iter(sorted(land_dir.glob("*/internal/internal_payments_*.csv")))).read_text("utf-8")
+        return list(csv.reader(text.splitlines()[1:40]))
+    if kind == "wechat":
+        f = next(p for p in sorted(land_dir.glob("*/wechat/*_ALL.csv")) if p.read_text("utf-8").count(",") > 200
+                 and len(p.read_text("utf-8").split("\n")[0].split(",")) == 27)
+        return [[c[1:] for c in ln.split(",")] for ln in f.read_text("utf-8").splitlines()[1:40] if ln.startswith("`")]
+    if kind == "payout":
+        text = next(iter(sorted(land_dir.glob("*/bank/PAYOUT_*.txt")))).read_bytes().decode("gbk")
+        # 19-digit accounts and 14-digit times are PAN-shaped runs: such lines never pass the one scan
+        rows = [ln.split("|") for ln in text.splitlines()[1:40]]
+        return [[*r[:3], "6222******0029", *r[4:11], r[11][:8]] for r in rows]
+    with zipfile.ZipFile(next(iter(sorted(land_dir.glob("*/alipay/*.zip")))), metadata_encoding="gbk") as z:
+        text = z.read(next(n for n in z.namelist() if n.endswith("_业务明细.csv"))).decode("gbk")
+    return [[f.strip("\t ") for f in r] for r in csv.reader(ln for ln in text.splitlines()[5:40] if ln[:1] != "#")]
+
+
+@pytest.mark.parametrize("kind", ["payments", "wechat", "payout", "alipay"])
+def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str):
+    """Whatever a line holds, if the one-scan regex accepts it, the format's own rule splits it into fields that
+    all match their checked patterns, and the line has no PAN-like run or control character."""
+    from tally.formats import ALIPAY_TRADE, BANK_PAYOUT_RESULT, INTERNAL_PAYMENTS, WECHAT_TRADE
+    from tally.land import _plain_record_regex
+
+    fmt, delim, quoted, backtick, strip = {
+        "payments": (INTERNAL_PAYMENTS, ",", True, False, ""),
+        "wechat": (WECHAT_TRADE, ",", False, True, ""),
+        "payout": (BANK_PAYOUT_RESULT, "|", False, False, ""),
+        "alipay": (ALIPAY_TRADE, ",", True, False, "\t "),
+    }[kind]
+    good = _good_fields(world, kind)
+    patterns = [c.pattern for c in fmt.columns]
+    n = len(patterns)
+    assert good and all(len(r) == n for r in good)
+    rx, checked = _plain_record_regex(n, delim, quoted, backtick, True, patterns, strip)
+    assert checked
+    rng = random.Random(kind)
+    accepted = 0
+    for _ in range(4000):
+        values = [rng.choice(TRICKY) if rng.random() < 0.08 else rng.choice(good)[i] for i in range(n)]
+        if strip and rng.random() < 0.3:
+            values = [v + rng.choice(["\t", " ", ""]) for v in values]
+        cells = []
+        for v in values:
+            if quoted and (rng.random() < 0.3 or '"' in v or delim in v):
+                v = '"' + v.replace('"', '""') + '"'
+            cells.append(("`" if backtick else "") + v)
+        line = delim.join(cells) + "\n"
+        if not pc.match_substring_regex(pa.array([line]), rx)[0].as_py():
+            continue
+        accepted += 1
+        text = line[:-1]
+        fields = next(csv.reader([text], strict=True)) if quoted else text.split(delim)
+        assert len(fields) == n
+        fields = [f[1:] if backtick else f.strip(strip) if strip else f for f in fields]
+        for i in checked:
+            assert pc.match_substring_regex(pa.array([fields[i]]), patterns[i])[0].as_py(), (fields[i], patterns[i])
+        assert not re.search(r"(?<![0-9])[0-9]{13,19}(?![0-9])", text), text
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    assert accepted > 100, accepted
