@@ -31,7 +31,7 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from re import _constants as _sre
 from re import _parser as _sre_parse
@@ -1109,7 +1109,7 @@ def _judge(p: Parsed, name: str, cols: dict, gate: Gate, sci: dict[str, np.ndarr
 
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     pq.write_table(table, tmp, compression="zstd", use_dictionary=False)  # zstd does better on text ids
     os.replace(tmp, path)
 
@@ -1143,14 +1143,8 @@ class LandResult:
     seconds: float = 0.0
 
 
-def _resolved(value) -> Future:
-    f: Future = Future()
-    f.set_result(value)
-    return f
-
-
 class _Claims:
-    """What a landing run has taken on ahead of its writer: file versions and deliveries not yet on disk."""
+    """What a landing run has taken on ahead of its workers: file versions and deliveries not yet on disk."""
 
     def __init__(self) -> None:
         self.versions: set[str] = set()
@@ -1159,7 +1153,7 @@ class _Claims:
 
 @dataclasses.dataclass
 class _Prepared:
-    """A file read, parsed and validated in memory; `_commit` writes it."""
+    """A delivery read (`_read`), then parsed and validated in memory (`_parse`); `_commit` writes it."""
 
     result: LandResult
     t0: float
@@ -1185,7 +1179,11 @@ def _gate(gate: Gate | bool | None) -> Gate | None:
 
 def land_file(path: Path, root: Path, lake: Path, gate: Gate | bool = True) -> LandResult:
     prep, data = _read(path, root, lake)
-    return _commit(prep if data is None else _parse(prep, data, _gate(gate)))
+    return _land_prepared(prep, data, _gate(gate))
+
+
+def _land_prepared(prep: _Prepared, data: bytes | None, gate: Gate | None) -> LandResult:
+    return _commit(prep if data is None else _parse(prep, data, gate))
 
 
 def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> tuple[_Prepared, bytes | None]:
@@ -1275,7 +1273,7 @@ def _commit(prep: _Prepared) -> LandResult:
         keep = prep.lake / "files" / sha
         if not keep.exists():
             keep.parent.mkdir(parents=True, exist_ok=True)
-            tmp = keep.with_name(f".{sha}.tmp-{os.getpid()}")
+            tmp = keep.with_name(f".{sha}.tmp-{os.getpid()}-{threading.get_ident()}")
             shutil.copyfile(prep.path, tmp)
             os.replace(tmp, keep)
         ledger_path = prep.lake / "ledger" / f"{prep.row['delivery_id']}.parquet"
@@ -1322,29 +1320,22 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
             print(f"{r.status:>14}  {r.format or '-':<20} {r.path}: {r.detail} detail, {r.quarantined} "
                   f"quarantined, {r.other} other lines, {r.seconds:.2f}s{extra}", file=out)
 
-    # Files are read and claimed in order, parsed two at a time and committed in order by one writer, so a run
-    # gives the same lake and the same report as landing them one by one; at most four files are in memory.
+    # Files are read and claimed in order (so duplicates and re-deliveries are decided as one by one), then parsed and
+    # written by two workers, each file on its own, in whatever order they finish: every file's writes are its own,
+    # its ledger row last. The report keeps the input order. At most three files are read and not yet landed.
     claims = _Claims()
-    with ThreadPoolExecutor(2, thread_name_prefix="tally-parse") as parsers, \
-            ThreadPoolExecutor(1, thread_name_prefix="tally-write") as writer:
-        parsing: deque[Future] = deque()
-        writing: deque[Future] = deque()
-
-        def write_oldest() -> None:
-            writing.append(writer.submit(_commit, parsing.popleft().result()))
-            while len(writing) > 1:
-                done(writing.popleft().result())
-
+    with ThreadPoolExecutor(2, thread_name_prefix="tally-land") as workers:
+        pending: deque[Future] = deque()
         for f, root in iter_files(paths):
             prep, data = _read(f, root, lake, claims)
-            parsing.append(parsers.submit(_parse, prep, data, gate) if data is not None else _resolved(prep))
+            pending.append(workers.submit(_land_prepared, prep, data, gate))
             del data
-            while len(parsing) > 1:
-                write_oldest()
-        while parsing:
-            write_oldest()
-        while writing:
-            done(writing.popleft().result())
+            while sum(not x.done() for x in pending) >= 3:
+                wait(pending, return_when=FIRST_COMPLETED)
+            while pending and pending[0].done():
+                done(pending.popleft().result())
+        while pending:
+            done(pending.popleft().result())
     if out is not None:
         by = {s: sum(1 for r in results if r.status == s) for s in ("landed", "duplicate", "already_landed",
                                                                      "rejected")}
