@@ -1330,8 +1330,8 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
             prep, data = _read(f, root, lake, claims)
             pending.append(workers.submit(_land_prepared, prep, data, gate))
             del data
-            while sum(not x.done() for x in pending) >= 3:
-                wait(pending, return_when=FIRST_COMPLETED)
+            while len(running := [x for x in pending if not x.done()]) >= 3:
+                wait(running, return_when=FIRST_COMPLETED)
             while pending and pending[0].done():
                 done(pending.popleft().result())
         while pending:
