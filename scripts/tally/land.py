@@ -11,6 +11,8 @@ per format picks the lines that are plainly well-formed (field count, quoting, n
 are cut into columns by Arrow's CSV reader with a pinned dialect and explicit all-text columns (never a sniffer).
 Only the rare remaining lines (a quoted field running over a line end, a stray quote, a wrong field count) go
 through the format's own record rule one at a time, so both kinds give exactly the same fields and reasons.
+Validation is a vectorised screen over every value (the same scan checks the patterns that fit in it); Great
+Expectations (gx_gate.py) is the gate: it checks every file's columns and decides every row the screen flags.
 """
 
 from __future__ import annotations
@@ -1001,9 +1003,10 @@ def _raw_text(raw: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
 def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, list[tuple[int, int, str, str, str]]]:
     """Strict checks of the parsed records: the rows to land (PAN-masked, with lineage) and the quarantine.
 
-    A vectorised screen tests every value (Arrow regexes, two columns at a time). With a `gate`, Great Expectations
-    then judges the rows the screen flags plus a sample of the others (see gx_gate.py) and its verdict decides for
-    them; the screen's word stands for the rest.
+    A vectorised screen tests every value (Arrow regexes, two columns at a time; values the parser's line scan
+    already checked are skipped). With a `gate`, Great Expectations then validates the file's columns and judges the
+    rows the screen flags, plus a sample of the others (see gx_gate.py); its verdict decides for them, the screen's
+    word stands for the rest.
     """
     n = len(p.line_no)
     cols = {k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, type=pa.string()))
