@@ -1008,6 +1008,8 @@ def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, 
     rows the screen flags, plus a sample of the others (see gx_gate.py); its verdict decides for them, the screen's
     word stands for the rest.
     """
+    if not isinstance(p.raw, pa.Array | pa.ChunkedArray):  # a Parsed built by hand: raw lines as Python strings
+        p = dataclasses.replace(p, raw=pa.array([_with_eol(t) for t in p.raw], type=pa.large_string()))
     n = len(p.line_no)
     cols = {k: (v if isinstance(v, pa.Array | pa.ChunkedArray) else pa.array(v, type=pa.string()))
             for k, v in p.columns.items()}
