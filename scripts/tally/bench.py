@@ -229,6 +229,8 @@ def run_phase(phase: str, root: Path) -> dict:
             extra.update(gx_validations=gate.validations, gx_rows=gate.rows_judged,
                          gx_disagreements=gate.disagreements)
     seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    if phase != "baseline":
+        shutil.rmtree(lake, ignore_errors=True)  # the figures are what we came for; a 10M-line lake is ~1 GB
     return {"phase": phase, "seconds": seconds, "cpu_seconds": cpu, "import_seconds": t0 - t_import, "rows": rows,
             "peak_rss": _peak_rss_bytes(), **extra}
 
