@@ -29,8 +29,21 @@ def _simulate(args: argparse.Namespace) -> int:
 def _land(args: argparse.Namespace) -> int:
     from tally.land import land
 
-    results = land([Path(p) for p in args.paths], Path(args.lake))
+    if not args.no_gx:
+        from tally.gx_gate import load_gx
+
+        load_gx()  # quietly: no analytics, no progress bars, GX warnings only
+    results = land([Path(p) for p in args.paths], Path(args.lake), gate=not args.no_gx)
     return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tally.bench import DEFAULT_PHASES, bench_land
+
+    phases = tuple(args.phases.split(",")) if args.phases else DEFAULT_PHASES
+    bench_land(args.lines, Path(args.data_dir), merchants=args.merchants, seed=args.seed, repeat=args.repeat,
+               phases=phases)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -66,7 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("paths", nargs="+", help="files or directories to land")
     s.add_argument("--lake", default="data/lake", help="lake directory (default: data/lake)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
+    s.add_argument("--no-gx", action="store_true",
+                   help="skip the Great Expectations gate (the vectorised validator alone decides)")
     s.set_defaults(func=_land)
+
+    s = sub.add_parser("bench", help="benchmarks (figures, not tests)")
+    bench = s.add_subparsers(dest="what", required=True)
+    b = bench.add_parser("land", help="land a simulated one-day world against a bare DuckDB read of the same lines")
+    b.add_argument("--lines", type=int, default=1_000_000, help="detail lines in the day (about)")
+    b.add_argument("--merchants", type=int, default=10)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--repeat", type=int, default=1, help="runs per phase; the fastest is reported")
+    b.add_argument("--phases", default="", help="comma list of baseline,land,land-nogx,land-gxall "
+                                                 "(default: baseline,land,land-nogx)")
+    b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
+    b.set_defaults(func=_bench)
 
     s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")
     s.add_argument("--data-dir", default="data")

@@ -21,8 +21,34 @@ COMPACT_DATETIME = r"^\d{14}$"
 OPT = "|^$"  # appended to a pattern: the value may be empty
 
 # A date/time must also exist on the calendar: 2024-02-30 and 24:00:00 match the patterns above, and one such value
-# would fail the whole dbt build at its cast. strptime format per pattern; a value must round-trip through it.
+# would fail the whole dbt build at its cast. strptime format per pattern; a value must parse with it (Python's
+# strptime, which is what Great Expectations' strftime expectation runs).
 CALENDAR = {DATETIME: "%Y-%m-%d %H:%M:%S", DATE: "%Y-%m-%d", TIME: "%H:%M:%S", COMPACT_DATETIME: "%Y%m%d%H%M%S"}
+
+# The same rule as a regex, exactly (a property test checks it against strptime): the year 0001-9999, the month's
+# days with 29 February in leap years only, 00-23 hours, 00-59 minutes and seconds. A regex is what the landing line
+# scan can check for free on well-formed lines, where strptime + strftime would cost more than the rest of landing.
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][48]|[13579][26]|[2468]0)00)"
+
+
+def _ymd_regex(sep: str) -> str:
+    month_day = (f"(?:(?:0[1-9]|1[0-2]){sep}(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2]){sep}(?:29|30)"
+                 f"|(?:0[13578]|1[02]){sep}31)")
+    return f"(?:{_YEAR}{sep}{month_day}|{_LEAP_YEAR}{sep}02{sep}29)"
+
+
+def _hms_regex(sep: str) -> str:
+    return f"(?:[01][0-9]|2[0-3]){sep}[0-5][0-9]{sep}[0-5][0-9]"
+
+
+REAL_CALENDAR = {
+    DATETIME: f"^{_ymd_regex('-')} {_hms_regex(':')}$",
+    DATE: f"^{_ymd_regex('-')}$",
+    TIME: f"^{_hms_regex(':')}$",
+    COMPACT_DATETIME: f"^{_ymd_regex('')}{_hms_regex('')}$",
+}
+
 # A row's time must fall in [bill date - 366 days, bill date + 2 days): a day's file may carry refunds of old
 # payments and a channel's day may start the evening before, but never a time after the following day (bad input #35).
 BILL_WINDOW_DAYS_BEFORE = 366
@@ -41,6 +67,15 @@ class Column:
     def calendar(self) -> str | None:
         """strptime format when the column holds a date and/or time."""
         return CALENDAR.get(self.pattern.removesuffix(OPT)) if self.pattern else None
+
+    @property
+    def real_pattern(self) -> str | None:
+        """The pattern a value must match to exist on the calendar as well (`pattern` itself for other columns): a
+        subset of `pattern`, keeping its `OPT` (the empty value)."""
+        if not self.calendar:
+            return self.pattern
+        base = self.pattern.removesuffix(OPT)
+        return REAL_CALENDAR[base] + self.pattern[len(base):]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,24 +25,40 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _mask_match(m: re.Match) -> str:
-    s = m.group(0)
-    return s[:6] + "*" * (len(s) - 10) + s[-4:] if luhn_ok(s) else s
+def _masker(fill: str):
+    def mask(m: re.Match) -> str:
+        s = m.group(0)
+        if not luhn_ok(s):
+            return s
+        middle = fill * (len(s) - 10)
+        if fill.isdigit() and luhn_ok(s[:6] + middle + s[-4:]):
+            middle = middle[:-1] + str((int(fill) + 1) % 10)  # one digit off by one breaks any Luhn sum
+        return s[:6] + middle + s[-4:]
+
+    return mask
 
 
-def mask_pans(text: str) -> str:
-    """Mask every Luhn-valid 13-19 digit run to its first 6 and last 4 digits."""
-    return PAN_CANDIDATE.sub(_mask_match, text)
+def mask_pans(text: str, fill: str = "*") -> str:
+    """Mask every Luhn-valid 13-19 digit run to its first 6 and last 4 digits.
+
+    `fill` replaces the digits in between. A digit fill ("0") keeps the run a run of digits of the same length, so a
+    strict pattern such as `^\\d{14}$` judges the masked text as it judged the original (a Luhn-valid 14-digit
+    timestamp stays a timestamp); the result is made to fail the Luhn check, so it never reads as a card number."""
+    return PAN_CANDIDATE.sub(_masker(fill), text)
 
 
-def mask_pans_array(arr: pa.Array) -> pa.Array:
-    """Vectorised: only values that contain a candidate digit run go through Python."""
+def mask_pans_array(arr: pa.Array | pa.ChunkedArray, fill: str = "*") -> pa.Array | pa.ChunkedArray:
+    """Vectorised: only the distinct values that contain a candidate digit run go through Python."""
     if len(arr) == 0:
         return arr
     hit = pc.fill_null(pc.match_substring_regex(arr, r"(^|[^0-9A-Za-z])\d{13,19}([^0-9A-Za-z]|$)"), False)
     if not pc.any(hit).as_py():
         return arr
-    values = arr.to_pylist()
-    for i in pc.indices_nonzero(hit).to_pylist():
-        values[i] = mask_pans(values[i])
-    return pa.array(values, type=arr.type)
+    if isinstance(arr, pa.ChunkedArray):
+        arr, hit = arr.combine_chunks(), hit.combine_chunks()
+    suspects = arr.filter(hit)
+    distinct = pc.unique(suspects)
+    masked = pa.array([mask_pans(v, fill) for v in distinct.to_pylist()], type=arr.type)
+    if masked.equals(distinct):
+        return arr  # digit runs, but none Luhn-valid
+    return pc.replace_with_mask(arr, hit, masked.take(pc.index_in(suspects, value_set=distinct)))

@@ -117,9 +117,9 @@ def test_killed_landing_then_rerun_equals_an_uninterrupted_landing(world: Path, 
     assert _ledger_rows_written(lake) == total
     assert _visible_lake(lake) == _visible_lake(fresh)
     assert _read_as_dbt_would(lake.parent) == _read_as_dbt_would(fresh.parent)
-    # Leftovers of killed writers are dot-files named *.tmp-<pid>: no source glob (*.parquet) can match them.
+    # Leftovers of killed writers are dot-files named *.tmp-<pid>-<thread>: no source glob (*.parquet) can match them.
     leftovers = [p for p in lake.rglob("*") if p.is_file() and p.name.startswith(".")]
-    assert all(re.fullmatch(r"\..+\.tmp-\d+", p.name) and not p.name.endswith(".parquet") for p in leftovers)
+    assert all(re.fullmatch(r"\..+\.tmp-\d+-\d+", p.name) and not p.name.endswith(".parquet") for p in leftovers)
 
 
 class SimulatedCrash(BaseException):
@@ -180,4 +180,4 @@ def test_a_crash_at_every_write_then_rerun_converges(world: Path, tmp_path: Path
         land([inbox], lake, out=None)
         assert _visible_lake(lake) == want, f"crash before write {k} ({calls[k - 1]})"
         assert _read_as_dbt_would(lake.parent) == want_read
-        assert all(re.fullmatch(r"\..+\.tmp-\d+", p.name) for p in lake.rglob(".*"))  # only temp leftovers
+        assert all(re.fullmatch(r"\..+\.tmp-\d+-\d+", p.name) for p in lake.rglob(".*"))  # only temp leftovers

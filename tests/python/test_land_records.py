@@ -1,0 +1,185 @@
+"""The record rules of the columnar parser, line by line: plain lines are cut by Arrow's CSV reader, the rest by
+the format's own rule (Python's csv, strict), and both must give what the format says."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from tally.land import land_file
+
+HEADER = "order_id,merchant_id,channel,channel_serial,amount_fen,currency,status,created_at,paid_at,payer_id,subject"
+
+
+def _row(i: int, payer: str = "o1", subject: str = '"s"') -> str:
+    return (f"ORD{i},M0001,wechat,42000000000000000000000000{i:02d},100,CNY,SUCCESS,2024-03-04 00:00:00,"
+            f"2024-03-04 00:00:01,{payer},{subject}")
+
+
+def _land(tmp: Path, name: str, data: bytes, gate: bool = False):
+    src = tmp / "in"
+    src.mkdir(exist_ok=True)
+    (src / name).write_bytes(data)
+    lake = tmp / "lake"
+    r = land_file(src / name, src, lake, gate=gate)
+    raw = [row for f in sorted((lake / "raw").rglob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    q = [row for f in sorted((lake / "quarantine").glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+    return r, raw, q
+
+
+def _payments(tmp: Path, lines: list[str], eol: str = "\n", final: bool = True) -> tuple:
+    text = eol.join([HEADER, *lines]) + (eol if final else "")
+    return _land(tmp, "internal_payments_20240304.csv", text.encode())
+
+
+def test_a_quoted_field_may_run_over_a_line_end(tmp_path: Path):
+    r, raw, q = _payments(tmp_path, [_row(1, subject='"two'), 'lines"', _row(2)])
+    assert r.status == "landed" and not q
+    assert [(x["line_no"], x["line_span"], x["subject"]) for x in raw] == [(2, 2, "two\nlines"), (4, 1, "s")]
+
+
+def test_an_unclosed_quote_takes_at_most_fifty_lines(tmp_path: Path):
+    r, raw, q = _payments(tmp_path, [_row(1, subject='"open')] + [_row(i) for i in range(2, 62)])
+    assert [(x["line_no"], x["line_span"], x["reason_code"]) for x in q] == [(2, 50, "field_count")]
+    assert [x["line_no"] for x in raw] == list(range(52, 63))
+    assert r.detail + 50 + r.other == 62
+
+
+def test_quotes_inside_an_unquoted_field_are_text_but_still_count(tmp_path: Path):
+    r, raw, q = _payments(tmp_path, [_row(1, payer='o"1"'), _row(2, payer='o"2'), _row(3), _row(4)])
+    assert [(x["line_no"], x["payer_id"]) for x in raw] == [(2, 'o"1"')]
+    # an odd number of quotes opens a record that runs on while the count stays odd (to the end here); csv refuses it
+    assert [(x["line_no"], x["line_span"], x["reason_code"]) for x in q] == [(3, 3, "field_count")]
+
+
+def test_text_after_a_closing_quote_refuses_the_line(tmp_path: Path):
+    r, raw, q = _payments(tmp_path, [_row(1, subject='"s"x'), _row(2)])
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(2, "field_count")]
+    assert "not a 11-field CSV record" in q[0]["reason"]
+
+
+def test_carriage_returns(tmp_path: Path):
+    # CRLF ends, one CR too many before a line end (kept as part of the line), a bare CR inside (refused)
+    r, raw, q = _payments(tmp_path, [_row(1), _row(2) + "\r", _row(3, payer="o\r1"), _row(4)], eol="\r\n")
+    assert [(x["line_no"], x["subject"]) for x in raw] == [(2, "s"), (3, "s"), (5, "s")]
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(4, "field_count")]
+
+
+def test_bom_and_missing_final_newline(tmp_path: Path):
+    text = "\ufeff" + "\n".join([HEADER, _row(1), _row(2)])
+    r, raw, q = _land(tmp_path, "internal_payments_20240304.csv", text.encode())
+    assert r.status == "landed" and [x["line_no"] for x in raw] == [2, 3] and raw[0]["order_id"] == "ORD1"
+
+
+def test_line_level_reasons_and_doubled_quotes(tmp_path: Path):
+    r, raw, q = _payments(tmp_path, [_row(1, subject='"say ""hi"""'), _row(2, payer="o\x071"),
+                                     _row(3, subject="x" * 70000), _row(4, subject=""), ""])
+    assert [x["subject"] for x in raw] == ['say "hi"', ""]
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(6, "field_count"), (3, "control_char"),
+                                                             (4, "line_too_long")]
+
+
+def test_wechat_fields_are_split_on_commas_only(tmp_path: Path, world: Path):
+    f = next(p for p in sorted(world.glob("landing/*/wechat/*_ALL.csv")) if not p.read_bytes().startswith(b"<"))
+    lines = f.read_text("utf-8").split("\n")
+    cells = lines[1].split(",")
+    cells[20] = '`a "quoted"\rname'  # 商品名称: a quote and a bare CR are text in a WeChat bill
+    lines[1] = ",".join(cells)
+    r, raw, q = _land(tmp_path, f.name, "\n".join(lines).encode())
+    assert not q and raw[0]["body"] == 'a "quoted"\rname' and raw[1]["body"] != raw[0]["body"]
+
+
+def test_unionpay_fixed_width_is_cut_by_gbk_bytes(tmp_path: Path, world: Path):
+    src = next(iter(sorted(world.glob("landing/*/unionpay/*.zip"))))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(buf, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if "ZME" not in info.filename:
+                ls = data.split(b"\r\n")
+                ls[0] = ls[0][:327] + "银联商户".encode("gbk") + ls[0][335:]  # 8 bytes, 4 characters
+                ls[1] = ls[1][:-1]
+                data = b"\r\n".join(ls)
+            zout.writestr(info.filename, data)
+    r, raw, q = _land(tmp_path, src.name, buf.getvalue())
+    assert raw[0]["sub_mer_abbr"] == "银联商户" and raw[0]["line_no"] == 1
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(2, "line_length")]
+    assert "606 bytes, expected 607" in q[0]["reason"]
+
+
+TRICKY = ["", "0", "1e5", "12.00", "１２.00", "4111111111111111", "1234567890123", "x,y", 'a"b', "a\tb", " 12.00",
+          "12.00 ", "\x07", "\ufeff1", "2024-03-04 00:00:00", "SUCCESS", "CNY", "M0001", "A" * 40, "9" * 28]
+
+
+def _good_fields(world: Path, kind: str) -> list[list[str]]:
+    """Real field values from the simulated world's files, per record."""
+    land_dir = world / "landing"
+    if kind == "payments":
+        text = next(iter(sorted(land_dir.glob("*/internal/internal_payments_*.csv")))).read_text("utf-8")
+        return list(csv.reader(text.splitlines()[1:40]))
+    if kind == "wechat":
+        f = next(p for p in sorted(land_dir.glob("*/wechat/*_ALL.csv")) if p.read_text("utf-8").count(",") > 200
+                 and len(p.read_text("utf-8").split("\n")[0].split(",")) == 27)
+        return [[c[1:] for c in ln.split(",")] for ln in f.read_text("utf-8").splitlines()[1:40] if ln.startswith("`")]
+    if kind == "payout":
+        texts = (f.read_bytes().decode("gbk") for f in sorted(land_dir.glob("*/bank/PAYOUT_*.txt")))
+        text = next(t for t in texts if t.count("\n") > 2)  # the first day's file is empty: nothing is due yet
+        # 19-digit accounts and 14-digit times are PAN-shaped runs: such lines never pass the one scan
+        rows = [ln.split("|") for ln in text.splitlines()[1:40]]
+        return [[*r[:3], "6222******0029", *r[4:11], r[11][:8]] for r in rows]
+    with zipfile.ZipFile(next(iter(sorted(land_dir.glob("*/alipay/*.zip")))), metadata_encoding="gbk") as z:
+        text = z.read(next(n for n in z.namelist() if n.endswith("_业务明细.csv"))).decode("gbk")
+    return [[f.strip("\t ") for f in r] for r in csv.reader(ln for ln in text.splitlines()[5:40] if ln[:1] != "#")]
+
+
+@pytest.mark.parametrize("kind", ["payments", "wechat", "payout", "alipay"])
+def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str):
+    """Whatever a line holds, if the one-scan regex accepts it, the format's own rule splits it into fields that
+    all match their checked patterns, and the line has no PAN-like run or control character."""
+    from tally.formats import ALIPAY_TRADE, BANK_PAYOUT_RESULT, INTERNAL_PAYMENTS, WECHAT_TRADE
+    from tally.land import _plain_record_regex
+
+    fmt, delim, quoted, backtick, strip = {
+        "payments": (INTERNAL_PAYMENTS, ",", True, False, ""),
+        "wechat": (WECHAT_TRADE, ",", False, True, ""),
+        "payout": (BANK_PAYOUT_RESULT, "|", False, False, ""),
+        "alipay": (ALIPAY_TRADE, ",", True, False, "\t "),
+    }[kind]
+    good = _good_fields(world, kind)
+    patterns = [c.pattern for c in fmt.columns]
+    n = len(patterns)
+    assert good and all(len(r) == n for r in good)
+    rx, checked = _plain_record_regex(n, delim, quoted, backtick, True, patterns, strip)
+    assert checked
+    rng = random.Random(kind)
+    accepted = 0
+    for _ in range(4000):
+        values = [rng.choice(TRICKY) if rng.random() < 0.08 else rng.choice(good)[i] for i in range(n)]
+        if strip and rng.random() < 0.3:
+            values = [v + rng.choice(["\t", " ", ""]) for v in values]
+        cells = []
+        for v in values:
+            if quoted and (rng.random() < 0.3 or '"' in v or delim in v):
+                v = '"' + v.replace('"', '""') + '"'
+            cells.append(("`" if backtick else "") + v)
+        line = delim.join(cells) + "\n"
+        if not pc.match_substring_regex(pa.array([line]), rx)[0].as_py():
+            continue
+        accepted += 1
+        text = line[:-1]
+        fields = next(csv.reader([text], strict=True)) if quoted else text.split(delim)
+        assert len(fields) == n
+        fields = [f[1:] if backtick else f.strip(strip) if strip else f for f in fields]
+        for i in checked:
+            assert pc.match_substring_regex(pa.array([fields[i]]), patterns[i])[0].as_py(), (fields[i], patterns[i])
+        assert not re.search(r"(?<![0-9])[0-9]{13,19}(?![0-9])", text), text
+        assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    assert accepted > 100, accepted
