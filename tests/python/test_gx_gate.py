@@ -129,3 +129,75 @@ def test_cli_landing_is_quiet(world: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bars, no GX logging
     assert "landing:" in proc.stdout
+
+
+def _dated(world: Path) -> tuple[str, bytes]:
+    """A WeChat bill with a date that does not exist (row 0), a time outside the bill window (row 1) and both a bad
+    pattern and a bad date in one row (row 2: the pattern is its reason)."""
+    name, lines = _wechat(world)
+    at = lines[0].split(",").index("交易时间")
+    for i, value in ((1, "`2024-02-30 10:00:00"), (2, "`2099-03-04 10:00:00"), (3, "`2024-02-30 10:00:00")):
+        cells = lines[i].split(",")
+        cells[at] = value
+        if i == 3:
+            cells[12] = "`1e3"
+        lines[i] = ",".join(cells)
+    return name, "\n".join(lines).encode()
+
+
+def test_gx_judges_dates_and_the_bill_window_as_the_screen_does(world: Path, tmp_path: Path):
+    name, data = _dated(world)
+    gate = Recording()
+    r, q = _land_one(tmp_path / "gx", name, data, gate)
+    _, q_screen = _land_one(tmp_path / "screen", name, data, False)
+    assert [(x["line_no"], x["reason"]) for x in q] == [(x["line_no"], x["reason"]) for x in q_screen]
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(2, "bad_datetime"), (3, "outside_bill_window"),
+                                                             (4, "pattern")]
+    assert gate.verdict.calendar == {"trade_time": [0, 2]} and gate.verdict.window == {"trade_time": [1]}
+    assert gate.disagreements == 0
+    assert "trade_time__seconds_from_bill_day" in gate.seen.column_names
+
+
+def test_the_gate_decides_dates_and_the_window(world: Path, tmp_path: Path):
+    name, data = _dated(world)
+
+    class Lenient(Gate):  # GX says every date exists and lies in the window
+        def judge(self, fmt, columns, rows, sci=frozenset(), rows_level=False) -> Verdict:
+            real = super().judge(fmt, columns, rows, sci, rows_level)
+            return Verdict(real.missing_columns, real.sci, real.failing, real.result)
+
+    gate = Lenient()
+    r, q = _land_one(tmp_path, name, data, gate)
+    assert [(x["line_no"], x["reason_code"]) for x in q] == [(4, "pattern")]
+    assert gate.disagreements == 3  # the dates of rows 0 and 2, the window of row 1; row 2 fails its amount anyway
+
+
+def test_every_row_mode_agrees_with_the_screen_on_dispositions_and_batch_ids(tmp_path: Path):
+    """The formats main added (dispositions, the payouts' settlement batch id) through every GX expectation."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "internal_dispositions_20240304.csv").write_text(
+        "recon_key,disposition,decided_by,decided_at,note\n"
+        "trade|4200000001,refund_original_route,alice,2024-03-04 10:00:00,ok\n"
+        "trade|4200000002,payout,bob,2024-03-04 10:00:61,seconds\n"
+        "trade|4200 0003,ignore_out_of_system,carol,2024-03-04 10:00:00,space in key\n"
+        "trade|4200000004,chase_funds,dave,2099-03-04 10:00:00,future\n", "utf-8")
+    (src / "internal_payouts_20240304.csv").write_text(
+        "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,updated_at,"
+        "settlement_batch_id\n"
+        "PO1,M0001,100,CNY,SUCCESS,6222******0017,x,2024-03-04 10:00:00,2024-03-04 10:00:00,SBM000120240303\n"
+        "PO2,M0001,100,CNY,SUCCESS,6222******0017,x,2024-03-04 10:00:00,2024-03-04 10:00:00,\n"
+        "PO3,M0001,100,CNY,SUCCESS,6222******0017,x,2024-03-04 10:00:00,2024-03-04 10:00:00,SB-1\n", "utf-8")
+    gate = Gate(every_row=True)
+    results = land([src], tmp_path / "lake", out=None, gate=gate)
+    q = {r.format: [] for r in results}
+    for f in sorted((tmp_path / "lake" / "quarantine").glob("[!_]*.parquet")):  # not the zero-row _schema file
+        rows = pq.read_table(f).to_pylist()
+        q["internal_dispositions" if "dispositions" in rows[0]["reason"] else "internal_payouts"] += rows
+    assert [(r.format, r.status, r.detail) for r in results] == [("internal_dispositions", "landed", 1),
+                                                                 ("internal_payouts", "landed", 2)]
+    assert [(x["line_no"], x["reason_code"]) for x in q["internal_dispositions"]] == [
+        (3, "bad_datetime"), (4, "pattern"), (5, "outside_bill_window")]
+    assert [(x["line_no"], x["reason_code"]) for x in q["internal_payouts"]] == [(4, "pattern")]
+    assert "settlement_batch_id" in q["internal_payouts"][0]["reason"]
+    assert gate.disagreements == 0

@@ -116,11 +116,14 @@ def test_unionpay_fixed_width_is_cut_by_gbk_bytes(tmp_path: Path, world: Path):
 
 
 TRICKY = ["", "0", "1e5", "12.00", "１２.00", "4111111111111111", "1234567890123", "x,y", 'a"b', "a\tb", " 12.00",
-          "12.00 ", "\x07", "\ufeff1", "2024-03-04 00:00:00", "SUCCESS", "CNY", "M0001", "A" * 40, "9" * 28]
+          "12.00 ", "\x07", "\ufeff1", "2024-03-04 00:00:00", "SUCCESS", "CNY", "M0001", "A" * 40, "9" * 28,
+          "2024-02-30 10:00:00", "2024-03-04 24:00:00", "0000-01-01 00:00:00", "20240230093816", "20240304093860",
+          "41111111111111"]
 
 
-def _good_fields(world: Path, kind: str) -> list[list[str]]:
-    """Real field values from the simulated world's files, per record."""
+def _good_fields(world: Path, kind: str, full_times: bool = False) -> list[list[str]]:
+    """Real field values from the simulated world's files, per record (payout times cut to 8 digits unless
+    `full_times`)."""
     land_dir = world / "landing"
     if kind == "payments":
         text = next(iter(sorted(land_dir.glob("*/internal/internal_payments_*.csv")))).read_text("utf-8")
@@ -134,16 +137,21 @@ def _good_fields(world: Path, kind: str) -> list[list[str]]:
         text = next(t for t in texts if t.count("\n") > 2)  # the first day's file is empty: nothing is due yet
         # 19-digit accounts and 14-digit times are PAN-shaped runs: such lines never pass the one scan
         rows = [ln.split("|") for ln in text.splitlines()[1:40]]
-        return [[*r[:3], "6222******0029", *r[4:11], r[11][:8]] for r in rows]
+        return [[*r[:3], "6222******0029", *r[4:11], r[11] if full_times else r[11][:8]] for r in rows]
     with zipfile.ZipFile(next(iter(sorted(land_dir.glob("*/alipay/*.zip")))), metadata_encoding="gbk") as z:
         text = z.read(next(n for n in z.namelist() if n.endswith("_业务明细.csv"))).decode("gbk")
     return [[f.strip("\t ") for f in r] for r in csv.reader(ln for ln in text.splitlines()[5:40] if ln[:1] != "#")]
 
 
+@pytest.mark.parametrize("real", [False, True], ids=["patterns", "calendar"])
 @pytest.mark.parametrize("kind", ["payments", "wechat", "payout", "alipay"])
-def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str):
+def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str, real: bool):
     """Whatever a line holds, if the one-scan regex accepts it, the format's own rule splits it into fields that
-    all match their checked patterns, and the line has no PAN-like run or control character."""
+    all match their checked patterns, and the line has no PAN-like run or control character. With the landing's
+    own rules (`real`: a date/time must exist, and date/time fields, never masked, may hold a 14-digit run), every
+    checked date/time parses with strptime and the PAN-free rule holds outside the date/time fields."""
+    import datetime as dt
+
     from tally.formats import ALIPAY_TRADE, BANK_PAYOUT_RESULT, INTERNAL_PAYMENTS, WECHAT_TRADE
     from tally.land import _plain_record_regex
 
@@ -153,12 +161,15 @@ def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str):
         "payout": (BANK_PAYOUT_RESULT, "|", False, False, ""),
         "alipay": (ALIPAY_TRADE, ",", True, False, "\t "),
     }[kind]
-    good = _good_fields(world, kind)
-    patterns = [c.pattern for c in fmt.columns]
+    good = _good_fields(world, kind, full_times=real)
+    patterns = [c.real_pattern if real else c.pattern for c in fmt.columns]
+    unmasked = frozenset(i for i, c in enumerate(fmt.columns) if c.calendar) if real else frozenset()
     n = len(patterns)
     assert good and all(len(r) == n for r in good)
-    rx, checked = _plain_record_regex(n, delim, quoted, backtick, True, patterns, strip)
+    rx, checked = _plain_record_regex(n, delim, quoted, backtick, True, patterns, strip, unmasked)
     assert checked
+    if real and kind == "payout":
+        assert 11 in checked  # finished_at: a 14-digit time no longer keeps the line from the scan
     rng = random.Random(kind)
     accepted = 0
     for _ in range(4000):
@@ -180,6 +191,41 @@ def test_the_line_scan_never_passes_a_bad_field(world: Path, kind: str):
         fields = [f[1:] if backtick else f.strip(strip) if strip else f for f in fields]
         for i in checked:
             assert pc.match_substring_regex(pa.array([fields[i]]), patterns[i])[0].as_py(), (fields[i], patterns[i])
-        assert not re.search(r"(?<![0-9])[0-9]{13,19}(?![0-9])", text), text
+            if real and fmt.columns[i].calendar and fields[i]:
+                dt.datetime.strptime(fields[i], fmt.columns[i].calendar)
+        masked_fields = [f for i, f in enumerate(fields) if i not in unmasked]
+        assert not any(re.search(r"(?<![0-9])[0-9]{13,19}(?![0-9])", f) for f in masked_fields), text
         assert not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
     assert accepted > 100, accepted
+
+
+def test_the_calendar_regex_is_strptime():
+    """`Column.real_pattern` is the line scan's and the screen's word on whether a date/time exists; Great
+    Expectations asks Python's strptime. They must agree on every value (of the column's pattern)."""
+    import datetime as dt
+
+    from tally.formats import CALENDAR, COMPACT_DATETIME, DATE, DATETIME, REAL_CALENDAR, TIME
+
+    def parses(v: str, fmt: str) -> bool:
+        try:
+            dt.datetime.strptime(v, fmt)
+        except ValueError:
+            return False
+        return True
+
+    years = [0, 1, 4, 99, 100, 400, 999, 1000, 1600, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9996, 9999]
+    dates = [f"{y:04d}-02-{d:02d}" for y in range(10000) for d in (28, 29, 30)]
+    dates += [f"{y:04d}-{m:02d}-{d:02d}" for y in years for m in range(14) for d in range(33)]
+    times = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(26) for m in (0, 1, 58, 59, 60, 99) for s in (0, 59, 60, 61)]
+    cases = {
+        DATE: dates,
+        TIME: times,
+        DATETIME: [f"{d} {t}" for d in dates[::97] for t in times[::7]],
+        COMPACT_DATETIME: [f"{d}{t}".replace("-", "").replace(":", "") for d in dates[::97] for t in times[::7]],
+    }
+    for pattern, values in cases.items():
+        assert all(re.search(pattern, v) for v in values)  # values of the column's pattern
+        got = pc.match_substring_regex(pa.array(values), REAL_CALENDAR[pattern]).to_pylist()
+        want = [parses(v, CALENDAR[pattern]) for v in values]
+        assert got == want, [v for v, g, w in zip(values, got, want, strict=True) if g != w][:10]
+        assert any(want) and not all(want)
