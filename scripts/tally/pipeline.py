@@ -69,6 +69,19 @@ def summary(warehouse: Path) -> str:
             """
         ).fetchall()
         as_of = con.execute("select max(as_of_date) from main.fct_recon_results").fetchall()[0][0]
+        cleared = con.execute(
+            "select count(distinct merchant_id), coalesce(sum(net_fen), 0) from main.fct_merchant_clearing_daily"
+        ).fetchall()[0]
+        batches = con.execute(
+            "select batch_status, count(*), coalesce(sum(amount_fen), 0) from main.fct_settlement_batches "
+            "group by all order by all"
+        ).fetchall()
+        books = con.execute(
+            """
+            select count(distinct journal_id), coalesce(sum(debit_fen), 0), coalesce(sum(credit_fen), 0)
+            from main.fct_journal_lines
+            """
+        ).fetchall()[0]
     finally:
         con.close()
     out = ["files by status: " + ", ".join(f"{s} {n}" for s, n in files)]
@@ -83,6 +96,10 @@ def summary(warehouse: Path) -> str:
         out.append(f"{stream + ' / ' + channel:<26}{facts:>8}{matched:>9}{rate:>8.2%}{n_breaks:>8}{open_breaks:>6}"
                    f"{suspense:>10}")
     out.append("breaks and suspense by type: " + ", ".join(f"{t} ({st}) {n}" for t, st, n in breaks))
+    out.append(f"cleared for {cleared[0]} merchants: net {cleared[1] / 100:,.2f} yuan; settlement batches: "
+               + ", ".join(f"{st} {n} ({fen / 100:,.2f})" for st, n, fen in batches))
+    out.append(f"ledger: {books[0]} journals, debits {books[1] / 100:,.2f} = credits {books[2] / 100:,.2f} yuan"
+               + ("" if books[1] == books[2] else "  << NOT BALANCED"))
     return "\n".join(out)
 
 

@@ -56,7 +56,13 @@ def test_end_to_end_build_passes_every_data_test(world: Path, landed: Path, tmp_
     assert dumps
     rows = [ln.split(",") for p in dumps for ln in p.read_text().splitlines()[1:]]
     assert staged == (len(rows), sum(int(r[4]) for r in rows))
-    assert "files by status" in summary(warehouse)
+    text = summary(warehouse)
+    assert "files by status" in text
+    # the books balance on a fresh build, and the summary says so
+    ledger_line = next(line for line in text.splitlines() if line.startswith("ledger: "))
+    assert "NOT BALANCED" not in ledger_line
+    debits, credits = (part.split()[-1] for part in ledger_line.removesuffix(" yuan").split(" = "))
+    assert debits == credits.removeprefix("credits ") and float(debits.replace(",", "")) > 0
 
 
 def _corrupt_copy(landed: Path, tmp_path: Path) -> Path:
