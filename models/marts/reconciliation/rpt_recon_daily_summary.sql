@@ -24,7 +24,9 @@ select
     cast(coalesce(sum(channel_amount_fen), 0) as bigint) as channel_amount_fen,
     cast(coalesce(sum(internal_amount_fen), 0) as bigint) as internal_amount_fen,
     count(case when break_type = 'matched' then 1 end) as matched,
-    cast(count(case when break_type = 'matched' then 1 end) as double) / count(*) as match_rate,
+    -- a ratio, not money: six decimals are plenty for a chart
+    cast(cast(count(case when break_type = 'matched' then 1 end) as decimal(18, 6)) / count(*) as decimal(9, 6))
+        as match_rate,
     count(break_kind) as breaks,
     cast(sum(is_open_break) as bigint) as open_breaks,
     count(case when break_kind = 'amount_mismatch' then 1 end) as amount_mismatches,
