@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import resource
 import shutil
 import time
@@ -180,9 +179,3 @@ def run(n: int, data_dir: Path, files: int = 10) -> dict:
     print(f"peak RSS of the dbt process : {peak_gb:.2f} GB")
     print("facts: " + ", ".join(f"{k} {v:,}" for k, v in facts))
     return figures
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    run(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000, Path(os.environ.get("TALLY_BENCH_DIR", "data/bench")))

@@ -46,6 +46,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_recon(args: argparse.Namespace) -> int:
+    from tally.bench_recon import run
+
+    run(args.lines, Path(args.data_dir), files=args.files)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from tally.pipeline import demo
     from tally.simulate import WorldParams
@@ -94,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
                                                  "(default: baseline,land,land-nogx)")
     b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
     b.set_defaults(func=_bench)
+    b = bench.add_parser("recon", help="dbt reconciliation of N + N lines against a bare DuckDB full outer join")
+    b.add_argument("--lines", type=int, default=1_000_000, help="channel lines (and as many internal payments)")
+    b.add_argument("--files", type=int, default=10, help="files per side")
+    b.add_argument("--data-dir", default="data/bench/recon", help="where the lake and warehouse go")
+    b.set_defaults(func=_bench_recon)
 
     s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")
     s.add_argument("--data-dir", default="data")
