@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import failed_tests
 from tally.land import land
 from tally.pipeline import dbt, summary
 
@@ -18,11 +19,6 @@ def _build(lake_parent: Path, target: Path) -> Path:
     warehouse = lake_parent / "warehouse" / "tally.duckdb"
     dbt(["build"], lake_parent, warehouse, target_path=target, quiet=True)
     return warehouse
-
-
-def _failed_tests(target: Path) -> set[str]:
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    return {r["unique_id"].split(".")[2] for r in results if r["status"] in ("fail", "error")}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +81,7 @@ def test_inv02_line_conservation_fails_when_a_raw_row_is_lost(landed: Path, tmp_
     _rewrite(_first_raw(data, "internal_payments"), lambda t: t.slice(1))
     with pytest.raises(RuntimeError):
         _build(data, tmp_path / "target")
-    assert "assert_line_conservation" in _failed_tests(tmp_path / "target")
+    assert "assert_line_conservation" in failed_tests(tmp_path / "target")
 
 
 def test_inv04_control_totals_fail_when_detail_disagrees(landed: Path, tmp_path: Path):
@@ -102,7 +98,7 @@ def test_inv04_control_totals_fail_when_detail_disagrees(landed: Path, tmp_path:
     _rewrite(_first_raw(data, "wechat_trade_bill"), bump)
     with pytest.raises(RuntimeError):
         _build(data, tmp_path / "target")
-    assert "assert_control_totals_match" in _failed_tests(tmp_path / "target")
+    assert "assert_control_totals_match" in failed_tests(tmp_path / "target")
 
 
 def test_inv27_an_unmasked_pan_fails_the_build(landed: Path, tmp_path: Path):
@@ -116,7 +112,7 @@ def test_inv27_an_unmasked_pan_fails_the_build(landed: Path, tmp_path: Path):
     _rewrite(_first_raw(data, "internal_payments"), leak)
     with pytest.raises(RuntimeError):
         _build(data, tmp_path / "target")
-    assert any(t.startswith("no_unmasked_pan_stg_internal__payments") for t in _failed_tests(tmp_path / "target"))
+    assert any(t.startswith("no_unmasked_pan_stg_internal__payments") for t in failed_tests(tmp_path / "target"))
 
 
 def test_inv03_quarantine_row_without_landed_file_fails(landed: Path, tmp_path: Path):
@@ -127,4 +123,4 @@ def test_inv03_quarantine_row_without_landed_file_fails(landed: Path, tmp_path: 
     pq.write_table(stray, data / "lake" / "quarantine" / "stray.parquet")
     with pytest.raises(RuntimeError):
         _build(data, tmp_path / "target")
-    assert "assert_quarantine_points_to_landed_file" in _failed_tests(tmp_path / "target")
+    assert "assert_quarantine_points_to_landed_file" in failed_tests(tmp_path / "target")
