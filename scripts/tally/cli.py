@@ -46,6 +46,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_e2e(args: argparse.Namespace) -> int:
+    from tally.bench_e2e import run
+
+    run(args.trades, Path(args.data_dir), merchants=args.merchants, seed=args.seed, skip_pandas=args.no_pandas)
+    return 0
+
+
 def _bench_recon(args: argparse.Namespace) -> int:
     from tally.bench_recon import run
 
@@ -106,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--files", type=int, default=10, help="files per side")
     b.add_argument("--data-dir", default="data/bench/recon", help="where the lake and warehouse go")
     b.set_defaults(func=_bench_recon)
+    b = bench.add_parser("e2e", help="a day of N trades through land, dbt run per layer, tests and publish, "
+                                     "against the parse floor, the engine floor and pandas")
+    b.add_argument("--trades", type=int, default=1_000_000, help="payments in the day")
+    b.add_argument("--merchants", type=int, default=10)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--no-pandas", action="store_true", help="skip the pandas baseline (slow at 10M and more)")
+    b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
+    b.set_defaults(func=_bench_e2e)
 
     s = sub.add_parser("demo", help="simulate a sample world, land it, dbt build, print a summary")
     s.add_argument("--data-dir", default="data")

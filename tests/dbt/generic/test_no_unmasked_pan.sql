@@ -1,11 +1,15 @@
 {#
     INV-27: no text column of the model holds a full card number: a 13-19 digit, Luhn-valid run of digits.
     Masked numbers (first 6, stars, last 4) pass. Fails with one row per offending value.
+    `exclude_columns` names columns that hold identifiers the channel chose (a file name, a merchant id): an Alipay
+    PID is 16 digits and about one in ten is Luhn-valid by chance, and it is not a card.
 #}
-{% test no_unmasked_pan(model) %}
+{% test no_unmasked_pan(model, exclude_columns=[]) %}
     {%- set text_columns = [] -%}
     {%- for col in adapter.get_columns_in_relation(model) -%}
-        {%- if col.is_string() -%}{%- do text_columns.append(col.name) -%}{%- endif -%}
+        {%- if col.is_string() and col.name not in exclude_columns -%}
+            {%- do text_columns.append(col.name) -%}
+        {%- endif -%}
     {%- endfor -%}
     {%- if text_columns | length == 0 %}
     select '' as token where 1 = 0
