@@ -1134,14 +1134,14 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
     di = (d - p.start_date).days
     base = _delivery_dir(when.date()) + "/internal"
     csv_q = "'\"' || replace({}, '\"', '\"\"') || '\"'"
+    subject = f"case when biz_type = 'RECHARGE' then '{RECHARGE_PRODUCT}' else {PRODUCTS}[(pay_seq % 8) + 1] end"
     payments = _lines_bytes(
         con,
         f"""
         select concat_ws(',', order_id, merchant_id, channel,
             case when internal_status = 'SUCCESS' then channel_serial else '' end, amount_fen::varchar, 'CNY',
             internal_status, ts(created_s), case when internal_status = 'SUCCESS' then ts(paid_s) else '' end,
-            'o' || right(payer_openid, 8), case when biz_type = 'RECHARGE' then '{RECHARGE_PRODUCT}'
-            else {csv_q.format(PRODUCTS + '[(pay_seq % 8) + 1]')} end, biz_type) as line
+            'o' || right(payer_openid, 8), {csv_q.format(subject)}, biz_type) as line
         from pay where in_internal and created_day_idx = {di} order by created_s, pay_seq
         """,
     )
