@@ -295,6 +295,9 @@ INTERNAL_PAYMENTS = _internal(
         C("paid_at", (), DATETIME + OPT),
         C("payer_id", ()),
         C("subject", ()),
+        # what the payment is for: TRADE (a sale, cleared to the merchant) or RECHARGE (the merchant topping up its
+        # prepaid balance online); older dumps lack the column and hold trades only
+        C("biz_type", (), r"^(TRADE|RECHARGE)$|^$", required=False),
     ),
     "created_at",
 )
@@ -328,6 +331,9 @@ INTERNAL_PAYOUTS = _internal(
         C("updated_at", (), DATETIME),
         # the merchant settlement batch the payout pays (older dumps lack the column)
         C("settlement_batch_id", (), r"^SB[A-Za-z0-9]{1,40}$|^$", required=False),
+        # SETTLEMENT (pays a settlement batch) or WITHDRAWAL (a merchant's withdrawal from its prepaid balance, 提现);
+        # older dumps lack the column and hold settlement payouts only
+        C("biz_type", (), r"^(SETTLEMENT|WITHDRAWAL)$|^$", required=False),
     ),
     "updated_at",
 )

@@ -2,8 +2,9 @@
 
 Every injected anomaly must come out as the break type (and proposed disposition) the ground truth names, and every
 break in the facts must be explained by an anomaly: a break nobody injected is a false break. Each merchant's
-cleared totals must equal, to the fen, what the simulator computed it is owed, and each settlement batch its amount,
-due date and what its payouts paid. Run it on a build whose
+cleared totals must equal, to the fen, what the simulator computed it is owed, each settlement batch its amount,
+due date and what its payouts paid, and each merchant's prepaid balance in the ledger (online and offline recharges,
+withdrawals) what the simulator credited and paid. Run it on a build whose
 as-of date is past every suspense window (see `closing_as_of`), or one-sided anomalies are still in suspense.
 """
 
@@ -31,11 +32,13 @@ class Score:
     false_breaks: list[str]  # one line per break fact no anomaly explains
     clearing: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # merchant, truth, facts
     settlement: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # batch, truth, facts
+    prepaid: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)  # merchant, truth, ledger
 
     @property
     def clearing_misses(self) -> list[str]:
         return [f"clearing {m}: ground truth {t}, warehouse {w}" for m, t, w in self.clearing if t != w] + [
-            f"settlement {b}: ground truth {t}, warehouse {w}" for b, t, w in self.settlement if t != w]
+            f"settlement {b}: ground truth {t}, warehouse {w}" for b, t, w in self.settlement if t != w] + [
+            f"prepaid balance {m}: ground truth {t}, ledger {w}" for m, t, w in self.prepaid if t != w]
 
     @property
     def perfect(self) -> bool:
@@ -61,6 +64,10 @@ class Score:
             ok = sum(t == w for _, t, w in self.settlement)
             out.append(f"settlement batches (merchant, cleared on, due on, amount, paid in fen): {ok} of "
                        f"{len(self.settlement)} batches equal")
+        if self.prepaid:
+            ok = sum(t == w for _, t, w in self.prepaid)
+            out.append(f"prepaid balances (online recharges, fen, offline recharges, fen, withdrawals paid, fen, "
+                       f"balance in fen): {ok} of {len(self.prepaid)} merchants equal to the fen")
         out += [f"MISS  {m}" for m in self.misses[:50] + self.clearing_misses[:50]]
         out += [f"FALSE {f}" for f in self.false_breaks[:50]]
         return "\n".join(out)
@@ -105,6 +112,31 @@ def score(world: Path, warehouse: Path) -> Score:
             for r in con.sql(
                 "select settlement_batch_id, merchant_id, cleared_on, due_on, amount_fen, paid_fen "
                 "from main.fct_settlement_batches"
+            ).fetchall()
+        }
+        # the prepaid balance (2204) per merchant from the ledger: what recharges credited, what withdrawals took
+        # (frozen, less unfrozen and returned), how many withdrawals the bank paid and kept, and the balance
+        prepaid = {
+            r[0]: tuple(int(x) for x in r[1:])
+            for r in con.sql(
+                """
+                select sub_account,
+                    count(distinct journal_id) filter (
+                        where account_code = '2204' and journal_type = 'online_recharge'),
+                    coalesce(sum(credit_fen - debit_fen) filter (
+                        where account_code = '2204' and journal_type = 'online_recharge'), 0),
+                    count(distinct journal_id) filter (where account_code = '2204' and journal_type = 'recharge'),
+                    coalesce(sum(credit_fen - debit_fen) filter (
+                        where account_code = '2204' and journal_type = 'recharge'), 0),
+                    count(distinct journal_id) filter (where journal_type = 'withdrawal_debit')
+                    - count(distinct journal_id) filter (where journal_type = 'withdrawal_return'),
+                    coalesce(sum(debit_fen - credit_fen) filter (where account_code = '2204' and journal_type in (
+                        'withdrawal_freeze', 'withdrawal_failed', 'withdrawal_return')), 0),
+                    coalesce(sum(credit_fen - debit_fen) filter (where account_code = '2204'), 0)
+                from main.fct_journal_lines
+                where account_code in ('2203', '2204')
+                group by sub_account
+                """
             ).fetchall()
         }
     finally:
@@ -187,4 +219,10 @@ def score(world: Path, warehouse: Path) -> Score:
         for line in batch_file.read_text().splitlines()[1:]:
             bid, *values = line.split(",")
             settlement.append((bid, tuple(values), batches.get(bid)))
-    return Score(expected, correct, predicted, explained, misses, false_breaks, clearing, settlement)
+    prepaid_rows = []
+    prepaid_file = Path(world) / "ground_truth" / "prepaid_balances.csv"
+    if prepaid_file.exists():
+        for line in prepaid_file.read_text().splitlines()[1:]:
+            mid, *values = line.split(",")
+            prepaid_rows.append((mid, tuple(int(v) for v in values), prepaid.get(mid)))
+    return Score(expected, correct, predicted, explained, misses, false_breaks, clearing, settlement, prepaid_rows)

@@ -63,6 +63,10 @@ ANOMALY_OUTCOMES = {
     "recharge_no_credit": ("internal_only", "ignore_out_of_system"),
     "payout_returned": ("matched", None),
     "payout_processing_then_final": ("matched", None),
+    # a merchant's withdrawal (提现) from its prepaid balance that the bank refused, or paid and then returned (退票):
+    # both sides agree, the ledger unfreezes the balance
+    "withdrawal_failed": ("matched", None),
+    "withdrawal_returned": ("matched", None),
 }
 
 
@@ -90,6 +94,11 @@ class WorldParams:
     recharges_per_day: int = 30
     rate_recharge_remark_missing: float = 0.1
     rate_recharge_remark_mistyped: float = 0.1
+    # Online recharges: payments (through a channel) whose purpose is topping up the merchant's prepaid balance.
+    rate_online_recharge: float = 0.01
+    # Withdrawals (提现) from the prepaid balance, paid out through the bank payout channel.
+    rate_withdrawal_fail: float = 0.1
+    rate_withdrawal_returned: float = 0.1
     # File-level anomalies (each on or off; the simulator picks where).
     duplicate_file: bool = True
     reissued_file: bool = True
@@ -292,6 +301,17 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
         }
     )
 
+    # --- online recharges: a merchant tops up its prepaid balance through a channel. The account system's recharge
+    # order pays through the cashier like any payment, so it is a payment whose business type says so; it is never
+    # refunded here. A separate random stream keeps every other row of the world as it was.
+    rc_rng = np.random.default_rng(p.seed + 3)
+    not_free = (anomaly != "").copy()
+    not_free[r_pay] = True
+    online = _pick(rc_rng, everyone, p.rate_online_recharge, not_free)
+    biz_type = np.full(n_all, "TRADE", dtype=object)
+    biz_type[online] = "RECHARGE"
+    payments = payments.append_column("biz_type", pa.array(biz_type.astype(str)))
+
     # --- offline recharges: the user applies, then wires money; the bank credit has no order id ---------------
     n_rc = p.recharges_per_day * n_days
     rc_day = np.repeat(np.arange(n_days), p.recharges_per_day)
@@ -446,6 +466,7 @@ ALIPAY_SUMMARY_HEADER = (
     "卡消费金额（元）,服务费（元）,分润（元）,实收净额（元）"
 )
 BANK_HEADER = "交易日期,交易时间,记账日期,借方发生额,贷方发生额,余额,对方户名,对方账号,对方开户行,摘要,附言,交易流水号"
+RECHARGE_PRODUCT = "账户余额充值"  # what the payer sees for a merchant's online top-up of its prepaid balance
 PRODUCTS = "['会员年卡', '话费充值', '外卖订单', '电影票', '打车费', '商城订单,含运费', '游戏点券', '咖啡']"
 
 
@@ -457,7 +478,9 @@ def _channel_lines_sql(channel: str) -> str:
             p.pay_seq as seq, c.copy as copy_no, p.order_id, p.channel_serial, null as refund_id,
             null as channel_refund_serial, p.channel_amount_fen as amount_fen, p.channel_fee_fen as fee_fen,
             'SUCCESS' as status, p.payer_openid, p.payer_seq, p.wechat_mch_id, p.wechat_legacy, p.alipay_pid,
-            p.unionpay_mer_id, {PRODUCTS}[(p.pay_seq % 8) + 1] as product, null as orig_serial, p.paid_s as orig_s
+            p.unionpay_mer_id,
+            case when p.biz_type = 'RECHARGE' then '{RECHARGE_PRODUCT}' else {PRODUCTS}[(p.pay_seq % 8) + 1] end
+            as product, null as orig_serial, p.paid_s as orig_s
         from pay as p
         inner join (select unnest(range(2)) as copy) as c on c.copy < p.channel_copies
         where p.channel = '{channel}' and p.in_channel
@@ -671,6 +694,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
         truth.append(_truth("empty_day", "wechat", d, merchants[mi]["wechat_mch_id"], "", ""))
 
     _settlement_payouts(con, p, late, reissue)
+    _withdrawals(con, p, late, reissue)
     balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
     for d in dates:
         deliver_day = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0))
@@ -744,6 +768,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
             f.write(json.dumps(t, ensure_ascii=False, sort_keys=True) + "\n")
     _merchant_clearing_truth(con, gt / "merchant_clearing.csv")
     _settlement_truth(con, gt / "settlement_batches.csv")
+    _prepaid_truth(con, gt / "prepaid_balances.csv")
     counts = dict(
         con.execute("select channel, count(*) from pay where in_channel group by channel order by channel").fetchall()
     )
@@ -752,7 +777,9 @@ def simulate(p: WorldParams, out: Path) -> dict:
         "files": len(deliveries),
         "payments": world["payments"].num_rows,
         "refunds": world["refunds"].num_rows,
-        "payouts": con.execute("select count(*) from w_payouts").fetchall()[0][0],
+        "payouts": con.execute("select count(*) from w_payouts where biz_type = 'SETTLEMENT'").fetchall()[0][0],
+        "withdrawals": con.execute("select count(*) from w_payouts where biz_type = 'WITHDRAWAL'").fetchall()[0][0],
+        "online_recharges": con.execute("select count(*) from pay where biz_type = 'RECHARGE'").fetchall()[0][0],
         "recharges": world["recharges"].num_rows,
         "channel_payments": counts,
         "anomalies": len(truth),
@@ -845,6 +872,15 @@ def business_days() -> list[dt.date]:
     return [dt.date.fromisoformat(r.split(",")[0]) for r in rows if r.split(",")[1] == "true"]
 
 
+def _known_shift(a: str, late, reissue) -> str:
+    """SQL: the days after its bill date that a channel line of table alias `a` becomes known. A channel file becomes
+    known the day after it is delivered minus one: the late and the re-issued file later."""
+    shifted = [(f, n) for f, n in ((late, 2), (reissue, 1)) if f]
+    cases = " ".join(f"when {a}.merchant_idx = {f[0]} and {a}.channel = '{f[1]}' and {a}.bill_date = '{f[2]}' "
+                     f"then {n}" for f, n in shifted)
+    return f"(case {cases} else 0 end)" if cases else "0"
+
+
 def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
     """Clear, batch and pay out, as the warehouse should: tables `cleared` (one row per line that clears, with our
     fee and its clearing day), `batches` (per merchant and clearing day, due T+N business days later) and
@@ -860,13 +896,9 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
         f"{m['settlement_cycle_days']} as cycle" for m in directory
     )
     kinds = ", ".join(f"'{k}'" for k in CLEARING_KINDS)
-    # A channel file becomes known the day after it is delivered minus one: the late and the re-issued file later.
-    shifted = [(f, n) for f, n in ((late, 2), (reissue, 1)) if f]
 
     def known_shift(a: str) -> str:
-        cases = " ".join(f"when {a}.merchant_idx = {f[0]} and {a}.channel = '{f[1]}' and {a}.bill_date = '{f[2]}' "
-                         f"then {n}" for f, n in shifted)
-        return f"(case {cases} else 0 end)" if cases else "0"
+        return _known_shift(a, late, reissue)
 
     day0 = _day_seconds(p.start_date)
     con.execute(
@@ -882,7 +914,8 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
             from pay as p
             inner join merchant_plans as m using (merchant_id)
             inner join plans as f on f.plan = m.plan and f.channel = p.channel
-            where p.in_internal and p.in_channel and p.anomaly in ({kinds})
+            -- an online recharge tops up the merchant's prepaid balance: it is not trade revenue and does not clear
+            where p.in_internal and p.in_channel and p.anomaly in ({kinds}) and p.biz_type = 'TRADE'
         )
         select merchant_id, merchant_idx, cleared_on, amount_fen, fee_fen, 'payment' as kind from fees
         union all
@@ -953,11 +986,112 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
             "return_day_idx": np.concatenate([return_day, np.full(len(again), -1, dtype=np.int64)]),
             "anomaly": np.concatenate([anomaly, np.full(len(again), "", dtype=object)]).astype(str),
             "settlement_batch_id": batch_ids,
+            "biz_type": ["SETTLEMENT"] * n_all,
         }
     )
     con.register("w_payouts_arrow", payouts)
     con.execute("create or replace temp table w_payouts as select * from w_payouts_arrow")
     con.unregister("w_payouts_arrow")
+
+
+def _withdrawals(con, p: WorldParams, late, reissue) -> None:
+    """Merchants' withdrawals (提现) from their prepaid balance, appended to `w_payouts`: they go out through the same
+    bank payout channel as settlement payouts, with no settlement batch and business type WITHDRAWAL.
+
+    The prepaid balance is credited by offline recharges (on the day the bank credit arrives and reconciles) and by
+    online recharges (on the day the channel line and our payment are both known, as the warehouse clears). A merchant
+    withdraws on a day at most part of what was credited before that day, less everything it asked for before
+    (failed ones included), so the balance can never go negative, whatever the bank answers."""
+    day0 = _day_seconds(p.start_date)
+    con.execute(
+        f"""
+        create or replace temp table prepaid_credits as
+        select p.merchant_id, p.merchant_idx, 'online' as kind, p.amount_fen,
+               greatest(p.bill_date + {_known_shift('p', late, reissue)}::int,
+                        (make_timestamp(p.created_s * 1000000))::date) as credited_on
+        from pay as p
+        where p.biz_type = 'RECHARGE' and p.in_internal and p.in_channel and p.anomaly = ''
+        union all
+        select m.merchant_id, r.merchant_idx, 'offline', r.amount_fen, date '{p.start_date}' + r.day_idx::int
+        from w_recharges as r inner join w_merchants as m using (merchant_idx)
+        where r.anomaly not in ('recharge_unclaimed', 'recharge_no_credit')
+        """
+    )
+    credited = con.execute("select merchant_idx, credited_on, sum(amount_fen) from prepaid_credits group by all"
+                           ).fetchall()
+    rng = np.random.default_rng(p.seed + 4)
+    rows = []  # (merchant_idx, day index, amount in fen)
+    asked = [0] * p.merchants
+    for di, d in enumerate(p.dates[1:], start=1):
+        for mi in range(p.merchants):
+            available = sum(int(fen) for m, on, fen in credited if m == mi and on < d) - asked[mi]
+            amount = int(available * rng.uniform(0.2, 0.6)) // 100 * 100
+            if amount > 0:
+                rows.append((mi, di, amount))
+                asked[mi] += amount
+    n = len(rows)
+    if not n:
+        return
+    day_idx = np.array([r[1] for r in rows], dtype=np.int64)
+    taken = np.zeros(n, dtype=bool)
+    anomaly = np.full(n, "", dtype=object)
+    anomaly[_pick(rng, np.flatnonzero(day_idx < p.days - 1), p.rate_withdrawal_returned, taken)] = (
+        "withdrawal_returned")
+    anomaly[_pick(rng, np.arange(n), p.rate_withdrawal_fail, taken)] = "withdrawal_failed"
+    first_seq = con.execute("select coalesce(max(payout_seq) + 1, 0) from w_payouts").fetchall()[0][0]
+    withdrawals = pa.table(
+        {
+            "payout_seq": first_seq + np.arange(n, dtype=np.int64),
+            "merchant_idx": np.array([r[0] for r in rows], dtype=np.int64),
+            "day_idx": day_idx,
+            # merchants ask in the afternoon; the bank answers the same day
+            "submitted_s": day0 + day_idx * 86400 + 14 * 3600 + np.arange(n, dtype=np.int64) * 60,
+            "amount_fen": np.array([r[2] for r in rows], dtype=np.int64),
+            "outcome": np.where(anomaly == "withdrawal_failed", "F", "S").astype(str),
+            "final_day_idx": day_idx,
+            "return_day_idx": np.where(anomaly == "withdrawal_returned", day_idx + 1, -1),
+            "anomaly": anomaly.astype(str),
+            "settlement_batch_id": [""] * n,
+            "biz_type": ["WITHDRAWAL"] * n,
+        }
+    )
+    con.register("w_withdrawals_arrow", withdrawals)
+    con.execute("insert into w_payouts by name select * from w_withdrawals_arrow")
+    con.unregister("w_withdrawals_arrow")
+
+
+def _prepaid_truth(con, path: Path) -> None:
+    """Each merchant's prepaid balance once the world has closed: online and offline recharges credited, withdrawals
+    paid (a failed or returned one gives the money back), and the balance."""
+    rows = con.execute(
+        """
+        with credits as (
+            select merchant_id, count(*) filter (where kind = 'online') as online_n,
+                   coalesce(sum(amount_fen) filter (where kind = 'online'), 0) as online_fen,
+                   count(*) filter (where kind = 'offline') as offline_n,
+                   coalesce(sum(amount_fen) filter (where kind = 'offline'), 0) as offline_fen
+            from prepaid_credits group by merchant_id
+        ),
+        paid as (
+            select m.merchant_id, count(*) as n, sum(w.amount_fen) as fen
+            from w_payouts as w inner join w_merchants as m using (merchant_idx)
+            where w.biz_type = 'WITHDRAWAL' and w.outcome = 'S' and w.return_day_idx < 0
+            group by m.merchant_id
+        )
+        select m.merchant_id, coalesce(c.online_n, 0), coalesce(c.online_fen, 0), coalesce(c.offline_n, 0),
+               coalesce(c.offline_fen, 0), coalesce(paid.n, 0), coalesce(paid.fen, 0),
+               coalesce(c.online_fen, 0) + coalesce(c.offline_fen, 0) - coalesce(paid.fen, 0)
+        from w_merchants as m
+        left join credits as c using (merchant_id)
+        left join paid using (merchant_id)
+        order by m.merchant_id
+        """
+    ).fetchall()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("merchant_id,online_recharges,online_recharge_fen,offline_recharges,offline_recharge_fen,"
+                "withdrawals_paid,withdrawn_fen,balance_fen\n")
+        for r in rows:
+            f.write(",".join(str(x) for x in r) + "\n")
 
 
 def _merchant_clearing_truth(con, path: Path) -> None:
@@ -1000,13 +1134,14 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
     di = (d - p.start_date).days
     base = _delivery_dir(when.date()) + "/internal"
     csv_q = "'\"' || replace({}, '\"', '\"\"') || '\"'"
+    subject = f"case when biz_type = 'RECHARGE' then '{RECHARGE_PRODUCT}' else {PRODUCTS}[(pay_seq % 8) + 1] end"
     payments = _lines_bytes(
         con,
         f"""
         select concat_ws(',', order_id, merchant_id, channel,
             case when internal_status = 'SUCCESS' then channel_serial else '' end, amount_fen::varchar, 'CNY',
             internal_status, ts(created_s), case when internal_status = 'SUCCESS' then ts(paid_s) else '' end,
-            'o' || right(payer_openid, 8), {csv_q.format(PRODUCTS + '[(pay_seq % 8) + 1]')}) as line
+            'o' || right(payer_openid, 8), {csv_q.format(subject)}, biz_type) as line
         from pay where in_internal and created_day_idx = {di} order by created_s, pay_seq
         """,
     )
@@ -1023,23 +1158,24 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
         con,
         f"""
         with events as (
-            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s as created_s,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, biz_type, submitted_s as created_s,
                    submitted_s as updated_s,
                    case when final_day_idx > day_idx then 'PROCESSING'
                         when outcome = 'F' then 'FAILED' else 'SUCCESS' end as status
             from w_payouts where day_idx = {di}
             union all
-            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s, submitted_s + 86400,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, biz_type, submitted_s,
+                   submitted_s + 86400,
                    case when outcome = 'F' then 'FAILED' else 'SUCCESS' end
             from w_payouts where final_day_idx = {di} and final_day_idx > day_idx
             union all
-            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, submitted_s,
+            select payout_seq, merchant_idx, amount_fen, settlement_batch_id, biz_type, submitted_s,
                    {_day_seconds(d)} + 11 * 3600 + payout_seq % 3600, 'RETURNED'
             from w_payouts where return_day_idx = {di}
         )
         select concat_ws(',', payout_id(payout_seq), m.merchant_id, amount_fen::varchar, 'CNY', status,
             payer_account(payout_seq + 900000), payer_name(payout_seq), ts(created_s), ts(updated_s),
-            settlement_batch_id) as line
+            settlement_batch_id, biz_type) as line
         from events inner join w_merchants as m using (merchant_idx) order by updated_s, payout_seq
         """,
     )
@@ -1055,11 +1191,11 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
     )
     heads = {
         "payments": "order_id,merchant_id,channel,channel_serial,amount_fen,currency,status,created_at,paid_at,"
-        "payer_id,subject",
+        "payer_id,subject,biz_type",
         "refunds": "refund_id,order_id,merchant_id,channel,amount_fen,currency,status,requested_at,succeeded_at,"
         "refund_no",
         "payouts": "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,updated_at,"
-        "settlement_batch_id",
+        "settlement_batch_id,biz_type",
         "recharges": "recharge_id,merchant_id,amount_fen,currency,status,payer_name,payer_account,remark_code,"
         "applied_at",
     }

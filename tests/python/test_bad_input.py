@@ -543,8 +543,8 @@ def test_unknown_missing_or_repeated_header_column_rejects_the_file(world: Path,
     [
         (WECHAT, True, "28 fields, header has 27"),
         (WECHAT, False, "26 fields, header has 27"),
-        (INTERNAL, True, "not a 11-field CSV record"),
-        (INTERNAL, False, "not a 11-field CSV record"),
+        (INTERNAL, True, "not a 12-field CSV record"),
+        (INTERNAL, False, "not a 12-field CSV record"),
         (PAYOUT, True, "13 fields, expected 12"),
         (STATEMENT, False, "not a 12-field CSV record"),
     ],
@@ -578,7 +578,8 @@ def test_newline_inside_a_quoted_field_is_one_record_over_two_lines(world: Path,
 
 def test_embedded_quotes_are_unescaped(world: Path, tmp_path: Path):
     name, lines = text_file(world, INTERNAL)
-    lines[1] = lines[1].rsplit(",", 1)[0] + ',"他说""好"",然后走了"'
+    before, biz_type = lines[1].rsplit(",", 2)[0], lines[1].rsplit(",", 1)[1]  # the subject is next to last
+    lines[1] = before + ',"他说""好"",然后走了",' + biz_type
     r, lake = _land(tmp_path, name, encode(INTERNAL, lines))
     assert (r.status, r.quarantined) == ("landed", 0)
     assert next(x["subject"] for x in raw_rows(lake) if x["line_no"] == 2) == '他说"好",然后走了'
@@ -586,7 +587,8 @@ def test_embedded_quotes_are_unescaped(world: Path, tmp_path: Path):
 
 def test_unterminated_quote_quarantines_a_bounded_block_not_the_rest_of_the_file(world: Path, tmp_path: Path):
     name, lines = text_file(world, INTERNAL)
-    lines[1] = lines[1][:-1]  # the subject's closing quote is lost
+    end = lines[1].rindex('"')
+    lines[1] = lines[1][:end] + lines[1][end + 1:]  # the subject's closing quote is lost
     expected_span = 50  # the collector joins at most 50 physical lines looking for the closing quote
     r, lake = _quarantined(tmp_path, name, encode(INTERNAL, lines),
                            [(2, expected_span, "field_count", "\n".join(lines[1 : 1 + expected_span]))])

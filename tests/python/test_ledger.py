@@ -14,6 +14,7 @@ import collections
 import csv
 import dataclasses
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,8 @@ LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(202
 SEEDS_DIR = PROJECT_DIR / "seeds"
 # the clearing and ledger data tests (INV-13..15, INV-17..22); the generic tests of the marts' yml are not selected
 SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
-N_TESTS = 10  # INV-13, INV-14, INV-15, INV-17..INV-22 and the bank balance assertion
+# INV-13, INV-14, INV-15, INV-17..INV-22, the bank balance assertion and INV-20 for unreconciled funds (dispositions)
+N_TESTS = 11
 
 
 def _seed(name: str) -> list[dict[str, str]]:
@@ -196,6 +198,33 @@ CORRUPTIONS = {
         "update main.fct_merchant_clearing_daily set net_fen = net_fen + 1 "
         "where settlement_batch_id = (select min(settlement_batch_id) from main.fct_merchant_clearing_daily)",
         {"assert_clearing_identity"},
+    ),
+    # INV-21: a merchant's prepaid balance (2204) closing a day below zero (and no longer the sum of its entries)
+    "prepaid_balance_negative": Corruption(
+        "update main.fct_account_balances_daily set closing_balance_fen = -closing_balance_fen - 1 "
+        "where account_code = '2204' and sub_account = 'M0001' and balance_date = (select min(balance_date) "
+        "from main.fct_account_balances_daily where account_code = '2204' and sub_account = 'M0001')",
+        {"assert_no_negative_balances_where_forbidden", "assert_balances_equal_entries"},
+    ),
+    # INV-22: an online recharge reconciled but never booked to the prepaid balance: the fact has no journal, the
+    # stored balances still include it, and the channel receivable of its bill day no longer returns to zero
+    "online_recharge_without_journal": Corruption(
+        "delete from main.fct_journal_lines where journal_id = "
+        + _journal("journal_type = 'online_recharge' and account_code = '6401'"),
+        {"assert_journals_trace_to_sources", "assert_balances_equal_entries"}, {"assert_channel_receivable_settles"},
+        rows=4,  # two movements: the recharge and the channel's cost
+    ),
+    # INV-22: a withdrawal whose freeze was never booked
+    "withdrawal_freeze_missing": Corruption(
+        "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_freeze'"),
+        {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
+        rows=2,
+    ),
+    # INV-22: a withdrawal the bank refused but whose balance was never unfrozen
+    "withdrawal_failure_not_unfrozen": Corruption(
+        "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_failed'"),
+        {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
+        rows=2,
     ),
     # INV-15: a cleared line moved into another merchant's batch: both batches' counts and amounts are off
     "cleared_line_moved_batch": Corruption(
@@ -475,3 +504,244 @@ def test_clearing_score_catches_a_difference_of_one_fen(ledger_build: Build, tmp
     assert len(s.clearing_misses) == 1 and s.clearing_misses[0].startswith("clearing M0002: ")
     assert not s.perfect
     assert not s.misses and not s.false_breaks  # only the clearing moved
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Account system events: online recharges and withdrawals move the prepaid balance (2204)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _journal_legs(warehouse: Path, where: str) -> dict[str, list[tuple]]:
+    """journal_id -> its legs as (account, sub-account, debit, credit), for the journals the filter selects."""
+    out: dict[str, list[tuple]] = collections.defaultdict(list)
+    for jid, account, sub, debit, credit in query(warehouse, f"""
+            select journal_id, account_code, sub_account, debit_fen, credit_fen from main.fct_journal_lines
+            where {where} order by journal_id, leg_no"""):
+        out[jid].append((account, sub, debit, credit))
+    return dict(out)
+
+
+def test_online_recharges_credit_the_prepaid_balance_and_do_not_clear(ledger_build: Build):
+    b = ledger_build
+    recharges = {r["order_id"]: r for r in _rows(b.warehouse, """
+        select order_id, merchant_id, channel, amount_fen from main_staging.stg_internal__payments
+        where biz_type = 'RECHARGE'""")}
+    assert recharges, "the world has no online recharge"
+    facts = {r["recon_key"]: r for r in _rows(b.warehouse, """
+        select recon_key, order_id, break_type, channel_fee_fen from main.fct_recon_results
+        where recon_stream = 'trade' and row_kind = 'payment'""") if r["order_id"] in recharges}
+    # reconciled against the channel's bill line by the same cascade, and none of them clears
+    assert {f["break_type"] for f in facts.values()} <= {"matched", "fee_mismatch"}
+    assert not query(b.warehouse, "select recon_key from main.fct_cleared_lines where order_id in "
+                                  f"({', '.join(repr(o) for o in recharges)})")
+    # each one is an RCO journal: the channel owes us the amount, the merchant's prepaid balance gets it, the channel's
+    # cost is ours; nothing goes to the merchant payable or fee revenue
+    legs = _journal_legs(b.warehouse, "journal_type = 'online_recharge'")
+    assert set(legs) == {f"RCO:{k}" for k in facts}
+    for key, f in facts.items():
+        r = recharges[f["order_id"]]
+        want = [("1122", r["channel"], r["amount_fen"], 0), ("2204", r["merchant_id"], 0, r["amount_fen"])]
+        if f["channel_fee_fen"]:
+            want += [("6401", r["channel"], f["channel_fee_fen"], 0), ("1122", r["channel"], 0, f["channel_fee_fen"])]
+        assert legs[f"RCO:{key}"] == want, key
+
+
+def test_withdrawals_freeze_then_debit_unfreeze_or_return_and_never_overdraw(ledger_build: Build):
+    b = ledger_build
+    events = _rows(b.warehouse, """select payout_id, merchant_id, amount_fen, status, settlement_batch_id
+                                   from main_staging.stg_internal__payout_events where biz_type = 'WITHDRAWAL'""")
+    final: dict[str, str] = {}
+    for e in events:
+        assert e["settlement_batch_id"] is None
+        final[e["payout_id"]] = "RETURNED" if "RETURNED" in (final.get(e["payout_id"]), e["status"]) else e["status"]
+    assert {"SUCCESS", "FAILED", "RETURNED"} <= set(final.values()), final
+    # withdrawals are not settlement payouts: no batch counts them as paid
+    assert not query(b.warehouse, "select payout_id from main_intermediate.int_settlement__batch_payouts "
+                                  f"where payout_id in ({', '.join(repr(p) for p in final)})")
+    amount = {e["payout_id"]: (e["merchant_id"], e["amount_fen"]) for e in events}
+    freezes = _journal_legs(b.warehouse, "journal_type = 'withdrawal_freeze'")
+    assert set(freezes) == {f"WFZ:{p}" for p in final}
+    for pid, (merchant, fen) in amount.items():
+        assert freezes[f"WFZ:{pid}"] == [("2204", merchant, fen, 0), ("2203", merchant, 0, fen)]
+    failed = _journal_legs(b.warehouse, "journal_type = 'withdrawal_failed'")
+    assert {j.split(":")[1] for j in failed} == {p for p, s in final.items() if s == "FAILED"}
+    for jid, legs in failed.items():
+        merchant, fen = amount[jid.split(":")[1]]
+        assert legs == [("2203", merchant, fen, 0), ("2204", merchant, 0, fen)]
+    # the bank's debits and returns are journaled from our statement's lines
+    debits = _journal_legs(b.warehouse, "journal_type = 'withdrawal_debit'")
+    returns = _journal_legs(b.warehouse, "journal_type = 'withdrawal_return'")
+    assert len(debits) == sum(s in ("SUCCESS", "RETURNED") for s in final.values())
+    assert len(returns) == sum(s == "RETURNED" for s in final.values()) >= 1
+    for legs in debits.values():
+        assert [(a, d > 0) for a, _, d, _ in legs] == [("1002", False), ("2203", True)]
+    for legs in returns.values():
+        assert [(a, d > 0) for a, _, d, _ in legs] == [("1002", True), ("2204", False)]
+    # nothing stays frozen once the bank has answered, and no merchant's prepaid balance ever closed a day below zero
+    assert set(_balances_at(b.warehouse, "2203", b.as_of).values()) == {0}
+    assert query(b.warehouse, "select min(closing_balance_fen) from main.fct_account_balances_daily "
+                              "where account_code = '2204'")[0][0] >= 0
+    # the prepaid balances agree with what the simulator credited and paid, per merchant, to the fen
+    s = score(b.world, b.warehouse)
+    assert s.prepaid and all(t == w for _, t, w in s.prepaid), s.report()
+    assert sum(t[5] for _, t, _ in s.prepaid) > 0, "no withdrawal was paid in this world"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Disposition entries: an accepted disposition moves the break's money out of unreconciled funds (2241)
+# ---------------------------------------------------------------------------------------------------------------
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+DSP_SELECT = [*SELECT, "assert_dispositions_not_on_matched_facts"]
+
+
+def _file_dispositions(root: Path, filed_on: dt.date, rows: list[tuple[str, str, dt.datetime]]) -> Path:
+    """internal_dispositions_<date>.csv under root/<date>/internal, delivered an hour after the last decision."""
+    d = root / filed_on.isoformat()
+    path = d / "internal" / f"internal_dispositions_{filed_on:%Y%m%d}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["recon_key,disposition,decided_by,decided_at,note"]
+    lines += [f"{k},{disp},li.wei,{at:%Y-%m-%d %H:%M:%S},decided in a test" for k, disp, at in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stamp = (max(at for _, _, at in rows) + dt.timedelta(hours=1)).replace(tzinfo=SHANGHAI).timestamp()
+    os.utime(path, (stamp, stamp))
+    return d
+
+
+def _held_in_2241(warehouse: Path) -> dict[str, int]:
+    """recon_key -> what its legs hold in unreconciled funds (credits - debits), non-zero ones only."""
+    held = collections.Counter()
+    for key, debit, credit in query(warehouse, """select source_recon_key, debit_fen, credit_fen
+                                                  from main.fct_journal_lines where account_code = '2241'"""):
+        held[key] += credit - debit
+    return {k: v for k, v in held.items() if v}
+
+
+@pytest.fixture(scope="module")
+def disposed_build(ledger_build: Build, tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, dict]:
+    """The ledger world with one disposition file landed: for a 长款 trade line (refund by the original route), a
+    duplicate channel row (ignore out of system: a write-off), an unclaimed bank credit (refund), a fee mismatch
+    (chase funds) and an amount mismatch (manual review). Rebuilt from the dispositions on, data tests not run."""
+    b = ledger_build
+    facts = _rows(b.warehouse, """select recon_key, recon_stream, row_kind, break_type, recon_state, channel,
+                                  channel_amount_fen, channel_fee_fen, fee_delta_fen from main.fct_recon_results
+                                  where recon_state = 'break' order by recon_key""")
+
+    def first(stream: str, break_type: str, row_kind: str | None = None) -> dict:
+        return next(f for f in facts if f["recon_stream"] == stream and f["break_type"] == break_type
+                    and row_kind in (None, f["row_kind"]) and f["channel_amount_fen"] is not None
+                    and f["channel_amount_fen"] - (f["channel_fee_fen"] or 0) != 0)
+
+    chosen = {
+        "refund_original_route": first("trade", "channel_only"),
+        "ignore_out_of_system": first("trade", "duplicate"),
+        "chase_funds": first("trade", "fee_mismatch"),
+        "manual_review": first("trade", "amount_mismatch"),
+        "payout": first("bank_statement", "channel_only", "recharge"),
+    }
+    decided_at = dt.datetime.combine(b.as_of - dt.timedelta(days=1), dt.time(15, 0))
+    src = _file_dispositions(tmp_path_factory.mktemp("dispositions"), decided_at.date(),
+                             [(f["recon_key"], disp, decided_at) for disp, f in chosen.items()])
+    root = tmp_path_factory.mktemp("disposed")
+    shutil.copytree(b.data / "lake", root / "data" / "lake")
+    assert [r.status for r in land([src], root / "data" / "lake", out=None)] == ["landed"]
+    built = dataclasses.replace(b.copy(root / "warehouse"), data=root / "data")
+    # the staging views are re-pointed at the copied lake (its file ledger now lists the disposition file); the
+    # tables that do not depend on dispositions are as the closing build made them
+    dbt(["run", "--select", "path:models/staging", "stg_internal__recon_dispositions+", *dbt_vars(b.as_of)],
+        built.data, built.warehouse, target_path=root / "target", quiet=True)
+    return built, chosen
+
+
+def test_accepted_dispositions_move_the_breaks_money_out_of_unreconciled_funds(
+    ledger_build: Build, disposed_build: tuple[Build, dict], tmp_path: Path
+):
+    b, chosen = disposed_build
+    held_before = _held_in_2241(ledger_build.warehouse)
+    held_after = _held_in_2241(b.warehouse)
+    dsp = _journal_legs(b.warehouse, "journal_id like 'DSP:%'")
+    decided_on = b.as_of - dt.timedelta(days=1)
+    assert query(b.warehouse, "select distinct posted_on from main.fct_journal_lines where journal_id like 'DSP:%'"
+                 ) == [(decided_on,)]
+
+    # a 长款 trade line: what the channel paid us for it becomes a payable to the payer, to be refunded
+    f = chosen["refund_original_route"]
+    net = f["channel_amount_fen"] - (f["channel_fee_fen"] or 0)
+    assert held_before[f["recon_key"]] == net
+    assert dsp[f"DSP:{f['recon_key']}"] == [("2241", f["channel"], net, 0), ("2205", f["channel"], 0, net)]
+    # an unclaimed bank credit, to be paid back by transfer: the bank line's money, held under 'bank'
+    f = chosen["payout"]
+    assert held_before[f["recon_key"]] == f["channel_amount_fen"] > 0
+    assert dsp[f"DSP:{f['recon_key']}"] == [("2241", "bank", f["channel_amount_fen"], 0),
+                                            ("2205", "bank", 0, f["channel_amount_fen"])]
+    # a duplicate row nobody is owed: written off to non-operating income
+    f = chosen["ignore_out_of_system"]
+    net = f["channel_amount_fen"] - (f["channel_fee_fen"] or 0)
+    assert held_before[f["recon_key"]] == net
+    account = "6301" if net > 0 else "6711"
+    assert dsp[f"DSP:{f['recon_key']}"] == ([("2241", f["channel"], net, 0), (account, f["channel"], 0, net)]
+                                            if net > 0 else
+                                            [("2241", f["channel"], 0, -net), (account, f["channel"], -net, 0)])
+    # a fee over contract (the line cleared, nothing in 2241): the excess becomes a claim on the channel
+    f = chosen["chase_funds"]
+    assert f["recon_key"] not in held_before and f["fee_delta_fen"] > 0
+    assert dsp[f"DSP:{f['recon_key']}"] == [("1221", f["channel"], f["fee_delta_fen"], 0),
+                                            ("6401", f["channel"], 0, f["fee_delta_fen"])]
+    # manual review moves nothing until someone decides
+    f = chosen["manual_review"]
+    assert f"DSP:{f['recon_key']}" not in dsp
+    assert held_after[f["recon_key"]] == held_before[f["recon_key"]] != 0
+    assert len(dsp) == 4
+
+    # the disposed breaks hold nothing in 2241 any more; every other break holds what it held
+    disposed = {chosen[d]["recon_key"] for d in ("refund_original_route", "payout", "ignore_out_of_system")}
+    assert held_after == {k: v for k, v in held_before.items() if k not in disposed}
+    # lineage: each DSP leg points at the fact and at the disposition file's line that decided it
+    lineage = query(b.warehouse, """
+        select distinct j.source_recon_key, d.recon_key, d.disposition, d.line_no
+        from main.fct_journal_lines as j
+        inner join main_staging.stg_internal__recon_dispositions as d
+            on d.file_version_id = j.source_file_version_id and d.line_no = j.source_line_no
+        where j.journal_id like 'DSP:%'""")
+    assert {(k, disp) for k, _, disp, _ in lineage} == {(f["recon_key"], d) for d, f in chosen.items()
+                                                        if d != "manual_review"}
+    assert all(k == k2 for k, k2, _, _ in lineage)
+
+    # and the clearing and ledger invariants still hold
+    target = tmp_path / "target"
+    dbt(["test", "--select", *DSP_SELECT, *dbt_vars(b.as_of)], b.data, b.warehouse, target_path=target, quiet=True)
+    statuses = data_test_statuses(target)
+    assert len(statuses) == N_TESTS + 1
+    assert {t for t, s in statuses.items() if s != "pass"} == set()
+
+
+@pytest.mark.parametrize("case", ["dsp_journal_missing", "dsp_leg_to_wrong_break"])
+def test_disposition_invariants_catch_corrupted_journals(disposed_build: tuple[Build, dict], tmp_path: Path,
+                                                         case: str):
+    b, chosen = disposed_build
+    b = b.copy(tmp_path / "warehouse")
+    key = chosen["refund_original_route"]["recon_key"]
+    other = chosen["payout"]["recon_key"]
+    sql, rows, fails = {
+        # the refund decision never booked: its break still holds its money (INV-20 for 2241), the decision has no
+        # journal (INV-22), and the stored balances still include it (INV-19)
+        "dsp_journal_missing": (f"delete from main.fct_journal_lines where journal_id = 'DSP:{key}'", 2,
+                                {"assert_disposed_breaks_leave_unreconciled_funds",
+                                 "assert_journals_trace_to_sources", "assert_balances_equal_entries"}),
+        # the refund's 2241 leg points at another disposed break: one break is emptied twice, the other not at all
+        "dsp_leg_to_wrong_break": (f"update main.fct_journal_lines set source_recon_key = '{other}' "
+                                   f"where journal_id = 'DSP:{key}' and account_code = '2241'", 1,
+                                   {"assert_disposed_breaks_leave_unreconciled_funds",
+                                    "assert_journals_trace_to_sources"}),
+    }[case]
+    con = duckdb.connect(str(b.warehouse))
+    try:
+        assert con.execute(sql).fetchall() == [(rows,)]
+    finally:
+        con.close()
+    target = tmp_path / "target"
+    with pytest.raises(RuntimeError):
+        dbt(["test", "--select", *DSP_SELECT, *dbt_vars(b.as_of)], b.data, b.warehouse, target_path=target,
+            quiet=True)
+    statuses = data_test_statuses(target)
+    assert {t for t, s in statuses.items() if s in ("fail", "error")} == fails

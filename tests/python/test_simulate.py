@@ -68,11 +68,11 @@ BANK_HEADER = (
 ).split(",")
 INTERNAL_HEADERS = {
     "payments": "order_id,merchant_id,channel,channel_serial,amount_fen,currency,status,created_at,paid_at,"
-    "payer_id,subject",
+    "payer_id,subject,biz_type",
     "refunds": "refund_id,order_id,merchant_id,channel,amount_fen,currency,status,requested_at,succeeded_at,"
     "refund_no",
     "payouts": "payout_id,merchant_id,amount_fen,currency,status,account_no,account_name,created_at,"
-    "updated_at,settlement_batch_id",
+    "updated_at,settlement_batch_id,biz_type",
     "recharges": "recharge_id,merchant_id,amount_fen,currency,status,payer_name,payer_account,remark_code,"
     "applied_at",
 }

@@ -2,14 +2,18 @@
     One row per trade line that clears (清分): a reconciled pair whose amount and status agree (matched, or a fee
     mismatch, which is the channel's cost problem and not the merchant's). It clears on the day it was reconciled
     (`paired_on`), so a line held in suspense clears when its counterpart arrives, once. Lines in break do not
-    clear. The merchant fee is recomputed from the merchant's fee plan: the rate per line half up to the fen, plus
+    clear, and neither do online recharges (int_account__online_recharges: they credit the prepaid balance). The
+    merchant fee is recomputed from the merchant's fee plan: the rate per line half up to the fen, plus
     the fixed fee, at least the minimum; a refund gives back the original fee pro rata (half up).
 */
 with
 
 facts as (
     select * from {{ ref('fct_recon_results') }}
-    where recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
+    where
+        recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
+        -- an online recharge tops up the merchant's prepaid balance: not trade revenue, it does not clear
+        and recon_key not in (select r.recon_key from {{ ref('int_account__online_recharges') }} as r)
 ),
 
 merchants as (

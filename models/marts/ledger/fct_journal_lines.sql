@@ -12,6 +12,15 @@
       unreconciled funds instead.
     - PFZ freezes a payout's amount when we request it (merchant payable -> payouts in transit); PFL unfreezes it
       when it fails.
+    - Account system events: RCO an online recharge (a reconciled channel line whose order is a recharge: the channel
+      owes us, the merchant's prepaid balance is credited, the channel's cost is ours); a withdrawal (提现) from the
+      prepaid balance is frozen on request (WFZ: prepaid balance -> payouts in transit), debited by the bank (WDB),
+      unfrozen when it fails (WFL) and given back when the bank returns it (WRT, 退票).
+    - DSP (an accepted disposition): the money a break holds in unreconciled funds (2241) goes where the analyst
+      decided: a payable to the payer (refund by the original route, or payout), a claim on the channel (chase
+      funds), or written off to non-operating income or expense (ignore out of system); manual review moves nothing.
+      Chasing a fee mismatch claims the overcharged fee back from channel cost. Posted on the decision day, with
+      the disposition file's line as its lineage.
     Amounts are positive fen with a side; `source_*` columns give each leg's lineage to the fact and file line.
 */
 with
@@ -24,9 +33,47 @@ cleared as (
     select * from {{ ref('fct_cleared_lines') }}
 ),
 
+online_recharges as (
+    select * from {{ ref('int_account__online_recharges') }}
+),
+
+-- what each payout is for: a settlement batch (merchant payable) or a withdrawal from the prepaid balance
+payout_purposes as (
+    select
+        payout_id,
+        max(biz_type) as payout_biz_type
+    from {{ ref('stg_internal__payout_events') }}
+    group by payout_id
+),
+
 statement_lines as (
-    select * from facts
-    where recon_stream = 'bank_statement' and channel_line_id is not null
+    select
+        facts.*,
+        payout_purposes.payout_biz_type
+    from facts
+    left join payout_purposes on facts.payout_id = payout_purposes.payout_id
+    where facts.recon_stream = 'bank_statement' and facts.channel_line_id is not null
+),
+
+-- the disposition an analyst accepted for a fact, with the file line it was filed on (the latest filing of the
+-- same decision if it was filed twice)
+accepted as (
+    select
+        f.recon_key,
+        f.channel,
+        f.break_type,
+        f.fee_delta_fen,
+        f.accepted_disposition,
+        cast(f.decided_at as date) as decided_on,
+        d.file_version_id,
+        d.line_no,
+        row_number() over (partition by f.recon_key order by d.file_version_id desc, d.line_no desc) as n
+    from facts as f
+    inner join {{ ref('stg_internal__recon_dispositions') }} as d
+        on
+            f.recon_key = d.recon_key
+            and f.accepted_disposition = d.disposition
+            and f.decided_at = d.decided_at
 ),
 
 opening as (
@@ -41,10 +88,14 @@ opening as (
 
 payout_events as (
     select
-        *,
-        row_number() over (partition by payout_id order by bill_date, internal_txn_at, internal_line_no) as n
+        facts.*,
+        payout_purposes.payout_biz_type,
+        row_number() over (
+            partition by facts.payout_id order by facts.bill_date, facts.internal_txn_at, facts.internal_line_no
+        ) as n
     from facts
-    where recon_stream = 'payout_result' and internal_record_id is not null
+    left join payout_purposes on facts.payout_id = payout_purposes.payout_id
+    where facts.recon_stream = 'payout_result' and facts.internal_record_id is not null
 ),
 
 -- one row per movement: `amount_fen` goes from credit_account to debit_account (negative runs it backwards)
@@ -121,6 +172,40 @@ movements as (
         and not (internal_record_id is not null and break_type in ('matched', 'fee_mismatch'))
     union all
     select
+        'RCO:' || recon_key as journal_id,
+        'online_recharge' as journal_type,
+        credited_on as posted_on,
+        1 as movement_no,
+        '1122' as debit_account,
+        channel as debit_sub,
+        '2204' as credit_account,
+        merchant_id as credit_sub,
+        amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
+        recon_key as source_recon_key,
+        channel_file_version_id as source_file_version_id,
+        channel_line_no as source_line_no
+    from online_recharges
+    union all
+    select
+        'RCO:' || recon_key as journal_id,
+        'online_recharge' as journal_type,
+        credited_on as posted_on,
+        2 as movement_no,
+        '6401' as debit_account,
+        channel as debit_sub,
+        '1122' as credit_account,
+        channel as credit_sub,
+        channel_cost_fen as amount_fen,
+        -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
+        bill_date as channel_bill_date,
+        recon_key as source_recon_key,
+        channel_file_version_id as source_file_version_id,
+        channel_line_no as source_line_no
+    from online_recharges
+    union all
+    select
         'OPN:' || file_version_id as journal_id,
         'opening_balance' as journal_type,
         statement_date as posted_on,
@@ -143,7 +228,9 @@ movements as (
         case
             when break_type <> 'matched' then 'UNR:'
             when row_kind = 'channel_settlement' then 'STL:'
+            when row_kind = 'payout' and payout_biz_type = 'WITHDRAWAL' then 'WDB:'
             when row_kind = 'payout' then 'PDB:'
+            when row_kind = 'payout_return' and payout_biz_type = 'WITHDRAWAL' then 'WRT:'
             when row_kind = 'payout_return' then 'PRT:'
             when row_kind = 'recharge' then 'RCG:'
             else 'UNR:'
@@ -151,7 +238,9 @@ movements as (
         case
             when break_type <> 'matched' then 'unreconciled_bank_line'
             when row_kind = 'channel_settlement' then 'channel_settlement'
+            when row_kind = 'payout' and payout_biz_type = 'WITHDRAWAL' then 'withdrawal_debit'
             when row_kind = 'payout' then 'payout_debit'
+            when row_kind = 'payout_return' and payout_biz_type = 'WITHDRAWAL' then 'withdrawal_return'
             when row_kind = 'payout_return' then 'payout_return'
             when row_kind = 'recharge' then 'recharge'
             else 'unreconciled_bank_line'
@@ -164,6 +253,8 @@ movements as (
             when break_type <> 'matched' then '2241'
             when row_kind = 'channel_settlement' then '1122'
             when row_kind = 'payout' then '2203'
+            -- a returned withdrawal goes back to the prepaid balance it came from
+            when row_kind = 'payout_return' and payout_biz_type = 'WITHDRAWAL' then '2204'
             when row_kind = 'payout_return' then '2202'
             when row_kind = 'recharge' then '2204'
             else '2241'
@@ -184,11 +275,12 @@ movements as (
     from statement_lines
     union all
     select
-        'PFZ:' || payout_id as journal_id,
-        'payout_freeze' as journal_type,
+        case when payout_biz_type = 'WITHDRAWAL' then 'WFZ:' else 'PFZ:' end || payout_id as journal_id,
+        case when payout_biz_type = 'WITHDRAWAL' then 'withdrawal_freeze' else 'payout_freeze' end as journal_type,
         bill_date as posted_on,
         1 as movement_no,
-        '2202' as debit_account,
+        -- a withdrawal is frozen out of the prepaid balance, a settlement payout out of the merchant payable
+        case when payout_biz_type = 'WITHDRAWAL' then '2204' else '2202' end as debit_account,
         merchant_id as debit_sub,
         '2203' as credit_account,
         merchant_id as credit_sub,
@@ -202,13 +294,13 @@ movements as (
     where n = 1
     union all
     select
-        'PFL:' || payout_id as journal_id,
-        'payout_failed' as journal_type,
+        case when payout_biz_type = 'WITHDRAWAL' then 'WFL:' else 'PFL:' end || payout_id as journal_id,
+        case when payout_biz_type = 'WITHDRAWAL' then 'withdrawal_failed' else 'payout_failed' end as journal_type,
         bill_date as posted_on,
         1 as movement_no,
         '2203' as debit_account,
         merchant_id as debit_sub,
-        '2202' as credit_account,
+        case when payout_biz_type = 'WITHDRAWAL' then '2204' else '2202' end as credit_account,
         merchant_id as credit_sub,
         internal_amount_fen as amount_fen,
         -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
@@ -218,6 +310,74 @@ movements as (
         internal_line_no as source_line_no
     from payout_events
     where internal_status = 'FAILED'
+),
+
+-- what each break holds in unreconciled funds (BRK and UNR put it there)
+held as (
+    select
+        source_recon_key,
+        credit_sub,
+        cast(sum(amount_fen) as bigint) as held_fen
+    from movements
+    where credit_account = '2241'
+    group by source_recon_key, credit_sub
+),
+
+disposition_movements as (
+    select
+        'DSP:' || accepted.recon_key as journal_id,
+        case accepted.accepted_disposition
+            when 'refund_original_route' then 'disposition_refund'
+            when 'payout' then 'disposition_payout'
+            when 'chase_funds' then 'disposition_chase_funds'
+            else 'disposition_write_off'
+        end as journal_type,
+        accepted.decided_on as posted_on,
+        1 as movement_no,
+        '2241' as debit_account,
+        held.credit_sub as debit_sub,
+        case
+            when accepted.accepted_disposition in ('refund_original_route', 'payout') then '2205'
+            when accepted.accepted_disposition = 'chase_funds' then '1221'
+            -- money nobody is owed is income; money that left without a counterpart is a loss
+            when held.held_fen > 0 then '6301'
+            else '6711'
+        end as credit_account,
+        held.credit_sub,
+        held.held_fen as amount_fen,
+        cast(null as date) as channel_bill_date,
+        accepted.recon_key as source_recon_key,
+        accepted.file_version_id as source_file_version_id,
+        accepted.line_no as source_line_no
+    from accepted
+    inner join held on accepted.recon_key = held.source_recon_key
+    where
+        accepted.n = 1 and held.held_fen <> 0
+        and accepted.accepted_disposition in ('refund_original_route', 'payout', 'chase_funds', 'ignore_out_of_system')
+    union all
+    -- chasing a fee mismatch: what the channel charged over its contract becomes a claim on it, out of channel cost
+    select
+        'DSP:' || recon_key as journal_id,
+        'disposition_chase_funds' as journal_type,
+        decided_on as posted_on,
+        1 as movement_no,
+        '1221' as debit_account,
+        channel as debit_sub,
+        '6401' as credit_account,
+        channel as credit_sub,
+        fee_delta_fen as amount_fen,
+        cast(null as date) as channel_bill_date,
+        recon_key as source_recon_key,
+        file_version_id as source_file_version_id,
+        line_no as source_line_no
+    from accepted
+    where n = 1 and accepted_disposition = 'chase_funds' and break_type = 'fee_mismatch' and fee_delta_fen <> 0
+),
+
+all_movements as (
+    select * from movements
+    union all
+    select * from disposition_movements
 ),
 
 legs as (
@@ -233,7 +393,7 @@ legs as (
         source_recon_key,
         source_file_version_id,
         source_line_no
-    from movements
+    from all_movements
     union all
     select
         journal_id,
@@ -247,7 +407,7 @@ legs as (
         source_recon_key,
         source_file_version_id,
         source_line_no
-    from movements
+    from all_movements
 )
 
 select

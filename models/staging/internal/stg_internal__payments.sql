@@ -18,6 +18,8 @@ renamed as (
         cast(nullif(paid_at, '') as timestamp) as paid_at,
         payer_id,
         subject,
+        -- TRADE or RECHARGE (a merchant's online top-up of its prepaid balance); dumps without the column hold trades
+        coalesce(nullif(biz_type, ''), 'TRADE') as biz_type,
         bill_date as dump_date,
         file_version_id,
         line_no

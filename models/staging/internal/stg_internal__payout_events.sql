@@ -18,6 +18,8 @@ renamed as (
         cast(updated_at as timestamp) as updated_at,
         -- the merchant settlement batch this payout pays (empty in dumps from before the column existed)
         nullif(settlement_batch_id, '') as settlement_batch_id,
+        -- SETTLEMENT or WITHDRAWAL (提现 from the prepaid balance); dumps without the column hold settlement payouts
+        coalesce(nullif(biz_type, ''), 'SETTLEMENT') as biz_type,
         bill_date as dump_date,
         file_version_id,
         line_no

@@ -1,5 +1,6 @@
 -- INV-14: per merchant and day, gross - refunds - fees = net; and over all merchants the clearing totals equal the
--- reconciled amounts they came from (Σ gross = Σ matched payment amounts, Σ refunds likewise).
+-- reconciled amounts they came from (Σ gross = Σ matched payment amounts, Σ refunds likewise), online recharges
+-- (which do not clear) aside.
 with
 
 daily as (
@@ -20,7 +21,13 @@ facts as (
         sum(case when row_kind = 'payment' then internal_amount_fen else 0 end) as payments_fen,
         sum(case when row_kind = 'refund' then -internal_amount_fen else 0 end) as refunds_fen
     from {{ ref('fct_recon_results') }}
-    where recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
+    where
+        recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
+        -- online recharges are reconciled trade lines that credit the prepaid balance instead of clearing
+        and order_id not in (
+            select p.order_id from {{ ref('stg_internal__payments') }} as p
+            where p.biz_type = 'RECHARGE'
+        )
 ),
 
 cleared as (

@@ -1,11 +1,38 @@
--- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each channel line
--- that moved money without clearing (BRK), each bank statement line (STL, PDB, PRT, RCG or UNR), each payout we
--- requested (PFZ) and each that failed (PFL); every journal points back at a fact that exists (the opening balance
--- OPN at the statement line it comes from), and all legs of one journal point at the same fact.
+-- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each reconciled
+-- online recharge (RCO), each channel line that moved money without clearing (BRK), each bank statement line (STL,
+-- PDB, PRT, WDB, WRT, RCG or UNR), each payout or withdrawal we requested (PFZ, WFZ) and each that failed (PFL, WFL),
+-- each accepted disposition that moves money (DSP); every journal points back at a fact that exists (the opening
+-- balance OPN at the statement line it comes from), and all legs of one journal point at the same fact.
 with
 
 facts as (
     select * from {{ ref('fct_recon_results') }}
+),
+
+recharge_orders as (
+    select order_id from {{ ref('stg_internal__payments') }}
+    where biz_type = 'RECHARGE'
+),
+
+withdrawals as (
+    select distinct payout_id from {{ ref('stg_internal__payout_events') }}
+    where biz_type = 'WITHDRAWAL'
+),
+
+-- facts whose money sits in unreconciled funds until a disposition moves it
+held_in_2241 as (
+    select recon_key
+    from facts
+    where
+        recon_stream = 'trade' and channel_line_id is not null and channel_status = 'SUCCESS'
+        and not (internal_record_id is not null and break_type in ('matched', 'fee_mismatch'))
+        and channel_amount_fen - coalesce(channel_fee_fen, 0) <> 0
+    union all
+    select recon_key
+    from facts
+    where
+        recon_stream = 'bank_statement' and channel_line_id is not null and break_type <> 'matched'
+        and channel_amount_fen <> 0
 ),
 
 expected as (
@@ -13,6 +40,28 @@ expected as (
         recon_key as source_recon_key,
         'CLR' as family
     from {{ ref('fct_cleared_lines') }}
+    union all
+    select
+        recon_key as source_recon_key,
+        'RCO' as family
+    from facts
+    where
+        recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
+        and order_id in (select r.order_id from recharge_orders as r)
+    union all
+    select
+        recon_key as source_recon_key,
+        'DSP' as family
+    from facts
+    where
+        accepted_disposition in ('refund_original_route', 'payout', 'chase_funds', 'ignore_out_of_system')
+        and recon_key in (select h.recon_key from held_in_2241 as h)
+    union all
+    select
+        recon_key as source_recon_key,
+        'DSP' as family
+    from facts
+    where accepted_disposition = 'chase_funds' and break_type = 'fee_mismatch' and fee_delta_fen <> 0
     union all
     select
         recon_key as source_recon_key,
@@ -31,7 +80,7 @@ expected as (
     union all
     select
         min(recon_key) as source_recon_key,
-        'PFZ' as family
+        case when payout_id in (select w.payout_id from withdrawals as w) then 'WFZ' else 'PFZ' end as family
     from (
         select
             recon_key,
@@ -45,7 +94,7 @@ expected as (
     union all
     select
         recon_key as source_recon_key,
-        'PFL' as family
+        case when payout_id in (select w.payout_id from withdrawals as w) then 'WFL' else 'PFL' end as family
     from facts
     where recon_stream = 'payout_result' and internal_record_id is not null and internal_status = 'FAILED'
 ),
@@ -54,7 +103,7 @@ journals as (
     select distinct
         source_recon_key,
         case
-            when left(journal_id, 4) in ('STL:', 'PDB:', 'PRT:', 'RCG:', 'UNR:') then 'BANK'
+            when left(journal_id, 4) in ('STL:', 'PDB:', 'PRT:', 'WDB:', 'WRT:', 'RCG:', 'UNR:') then 'BANK'
             else left(journal_id, 3)
         end as family
     from {{ ref('fct_journal_lines') }}
