@@ -151,6 +151,12 @@ def public_marts(manifest_path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
+def data_test_results(target_path: Path) -> dict[str, str]:
+    """Data test name -> status of a `dbt build`, from its run_results.json."""
+    results = json.loads((target_path / "run_results.json").read_text())["results"]
+    return {r["unique_id"].split(".")[2]: r["status"] for r in results if r["unique_id"].startswith("test.")}
+
+
 def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
     """Build one landed world on both engines and compare the public marts; 0 when all are equal."""
     work = Path(work).resolve()
@@ -167,6 +173,16 @@ def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
                DBT_LOG_PATH=str(work / "logs"))
     timings["dbt build duckdb"] = _dbt("duckdb", ["build"], env, work / "target-duckdb")
     timings["dbt build spark"] = _dbt("spark", ["build"], env, work / "target-spark")
+
+    # both builds ran the same data tests with the same outcome (a failure already stopped us; a warning must agree)
+    duck_tests = data_test_results(work / "target-duckdb")
+    spark_tests = data_test_results(work / "target-spark")
+    if duck_tests != spark_tests or not duck_tests:
+        differing = sorted(t for t in duck_tests.keys() | spark_tests.keys() if duck_tests.get(t) != spark_tests.get(t))
+        print(f"data test outcomes differ between targets: {differing}")
+        return 1
+    print(f"data tests: {sum(s == 'pass' for s in duck_tests.values())} of {len(duck_tests)} pass on duckdb, "
+          f"{sum(s == 'pass' for s in spark_tests.values())} of {len(spark_tests)} on spark")
 
     t0 = time.perf_counter()
     duck_marts = public_marts(work / "target-duckdb" / "manifest.json")
