@@ -25,8 +25,15 @@ from tally.land import land
 from tally.simulate import WorldParams, simulate
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-# A tiny world with every anomaly kind the simulator injects: parity is about the SQL, not about volume.
-PARITY_WORLD = WorldParams(seed=7, days=3, merchants=3, daily_volume=200)
+# A tiny world with every anomaly kind the simulator injects, each often enough to occur a few times in 600
+# payments (as the reconciliation tests do): parity is about the SQL paths, not about volume.
+_RATE = 0.01
+PARITY_WORLD = WorldParams(
+    seed=7, days=3, merchants=3, daily_volume=200,
+    rate_cross_midnight=_RATE, rate_internal_processing=_RATE, rate_internal_only=_RATE, rate_channel_only=_RATE,
+    rate_amount_mismatch=_RATE, rate_fee_mismatch=_RATE, rate_duplicate_channel_row=_RATE, rate_genuine_twin=_RATE,
+    rate_refund_frozen=0.3,
+)
 NULL_TEXT = "\u2400"  # stands for null in a row's text; no lake value holds it
 
 
@@ -163,9 +170,11 @@ def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
     shutil.rmtree(work, ignore_errors=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    simulate(params, work / "world")
-    land([work / "world" / "landing"], work / "data" / "lake", out=None)
+    world = simulate(params, work / "world")
+    landed = land([work / "world" / "landing"], work / "data" / "lake", out=None)
     timings["simulate + land"] = time.perf_counter() - t0
+    print(f"world: {params.days} days, {params.merchants} merchants, {world['payments']} payments, "
+          f"{world['anomalies']} injected anomalies, {len(landed)} files landed")
     warehouse = work / "duckdb" / "tally.duckdb"
     warehouse.parent.mkdir(parents=True)
     env = dict(os.environ, TALLY_DATA_DIR=str(work / "data"), TALLY_DUCKDB_PATH=str(warehouse),
