@@ -76,7 +76,8 @@ def _parity(args: argparse.Namespace) -> int:
 
     params = dataclasses.replace(PARITY_WORLD, seed=args.seed, days=args.days, merchants=args.merchants,
                                  daily_volume=args.daily_volume)
-    return parity(Path(args.work_dir), params)
+    as_of = tuple(None if d == "latest" else dt.date.fromisoformat(d) for d in args.as_of or ["latest"])
+    return parity(Path(args.work_dir), params, as_of)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--days", type=int, default=3)
     s.add_argument("--merchants", type=int, default=3)
     s.add_argument("--daily-volume", type=int, default=200, help="payments per day")
+    s.add_argument("--as-of", action="append", metavar="DATE",
+                   help="build and compare as of this bill date (YYYY-MM-DD or 'latest', the default); repeatable")
     s.set_defaults(func=_parity)
 
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ timestamps to the second's text form, decimals at their declared scale). It need
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import shutil
@@ -164,8 +165,9 @@ def data_test_results(target_path: Path) -> dict[str, str]:
     return {r["unique_id"].split(".")[2]: r["status"] for r in results if r["unique_id"].startswith("test.")}
 
 
-def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
-    """Build one landed world on both engines and compare the public marts; 0 when all are equal."""
+def parity(work: Path, params: WorldParams = PARITY_WORLD, as_of_dates: tuple[dt.date | None, ...] = (None,)) -> int:
+    """Land one world, build it on both engines as of each date (None: the latest landed) and compare the public
+    marts after each; 0 when every build agrees."""
     work = Path(work).resolve()
     shutil.rmtree(work, ignore_errors=True)
     timings: dict[str, float] = {}
@@ -180,26 +182,35 @@ def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
     env = dict(os.environ, TALLY_DATA_DIR=str(work / "data"), TALLY_DUCKDB_PATH=str(warehouse),
                TALLY_SPARK_DIR=str(work / "spark"), DBT_PROFILES_DIR=str(PROJECT_DIR),
                DBT_LOG_PATH=str(work / "logs"))
-    timings["dbt build duckdb"] = _dbt("duckdb", ["build"], env, work / "target-duckdb")
-    timings["dbt build spark"] = _dbt("spark", ["build"], env, work / "target-spark")
+    ok = True
+    for as_of in as_of_dates:
+        label = f"as of {as_of.isoformat()}" if as_of else "as of the latest bill date"
+        args = ["build", *(["--vars", f"{{as_of: {as_of.isoformat()}}}"] if as_of else [])]
+        timings[f"duckdb build ({label})"] = _dbt("duckdb", args, env, work / "target-duckdb")
+        timings[f"spark build ({label})"] = _dbt("spark", args, env, work / "target-spark")
+        t0 = time.perf_counter()
+        print(f"\n== {label}")
+        ok = _compare_builds(work, warehouse) and ok
+        timings[f"compare ({label})"] = time.perf_counter() - t0
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    return 0 if ok else 1
 
+
+def _compare_builds(work: Path, warehouse: Path) -> bool:
     # both builds ran the same data tests with the same outcome (a failure already stopped us; a warning must agree)
     duck_tests = data_test_results(work / "target-duckdb")
     spark_tests = data_test_results(work / "target-spark")
     if duck_tests != spark_tests or not duck_tests:
         differing = sorted(t for t in duck_tests.keys() | spark_tests.keys() if duck_tests.get(t) != spark_tests.get(t))
         print(f"data test outcomes differ between targets: {differing}")
-        return 1
+        return False
     print(f"data tests: {sum(s == 'pass' for s in duck_tests.values())} of {len(duck_tests)} pass on duckdb, "
           f"{sum(s == 'pass' for s in spark_tests.values())} of {len(spark_tests)} on spark")
-
-    t0 = time.perf_counter()
     duck_marts = public_marts(work / "target-duckdb" / "manifest.json")
     spark_marts = public_marts(work / "target-spark" / "manifest.json")
     if set(duck_marts) != set(spark_marts) or not duck_marts:
         print(f"public marts differ between targets: {sorted(set(duck_marts) ^ set(spark_marts))}")
-        return 1
-    con = duckdb.connect(str(warehouse), read_only=True)
+        return False
     relations = {}
     for mart, (schema, table) in duck_marts.items():
         spark_schema, spark_table = spark_marts[mart]
@@ -207,15 +218,16 @@ def parity(work: Path, params: WorldParams = PARITY_WORLD) -> int:
         files = work / "spark" / "warehouse" / f"{spark_schema}.db" / spark_table
         if not any(files.glob("*.parquet")):
             print(f"{mart}: Spark wrote no Parquet files under {files}")
-            return 1
+            return False
         relations[mart] = (f'"{schema}"."{table}"', f"read_parquet('{files}/*.parquet')")
-    results = compare(con, relations)
-    timings["compare"] = time.perf_counter() - t0
-    print(report(results))
-    for r in results:
-        if not r.ok and r.right is not None:
-            for side, text in sample_differing_rows(con, *relations[r.mart]):
-                print(f"  {r.mart} {side}: {text}")
-    con.close()
-    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    return 0 if all(r.ok for r in results) else 1
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        results = compare(con, relations)
+        print(report(results))
+        for r in results:
+            if not r.ok and r.right is not None:
+                for side, text in sample_differing_rows(con, *relations[r.mart]):
+                    print(f"  {r.mart} {side}: {text}")
+    finally:
+        con.close()
+    return all(r.ok for r in results)
