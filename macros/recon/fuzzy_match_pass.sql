@@ -64,7 +64,7 @@ candidates as (
             and c.fuzzy_key = i.fuzzy_key
     inner join rules on c.recon_stream = rules.recon_stream
     where
-        {{ dbt.datediff('i.txn_at', 'c.txn_at', 'second') }}
+        {{ seconds_between('i.txn_at', 'c.txn_at') }}
         between -rules.time_before_seconds and rules.time_after_seconds
 ),
 

@@ -76,6 +76,17 @@ def _score(args: argparse.Namespace) -> int:
     return 0 if result.perfect else 1
 
 
+def _parity(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from tally.parity import PARITY_WORLD, parity
+
+    params = dataclasses.replace(PARITY_WORLD, seed=args.seed, days=args.days, merchants=args.merchants,
+                                 daily_volume=args.daily_volume)
+    as_of = tuple(None if d == "latest" else dt.date.fromisoformat(d) for d in args.as_of or ["latest"])
+    return parity(Path(args.work_dir), params, as_of)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--world", default="data/world", help="the simulated world (default: data/world)")
     s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
     s.set_defaults(func=_score)
+
+    s = sub.add_parser("parity", help="INV-26: build a tiny world on DuckDB and on Spark, compare the public marts "
+                                      "(needs the spark extra and Java 17)")
+    s.add_argument("--work-dir", default="data/parity", help="scratch directory, emptied first (default: data/parity)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--days", type=int, default=3)
+    s.add_argument("--merchants", type=int, default=3)
+    s.add_argument("--daily-volume", type=int, default=200, help="payments per day")
+    s.add_argument("--as-of", action="append", metavar="DATE",
+                   help="build and compare as of this bill date (YYYY-MM-DD or 'latest', the default); repeatable")
+    s.set_defaults(func=_parity)
 
     args = parser.parse_args(argv)
     return args.func(args)

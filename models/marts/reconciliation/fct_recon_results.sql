@@ -146,7 +146,7 @@ compared as (
         *,
         channel_amount_fen - internal_amount_fen as amount_delta_fen,
         channel_fee_fen - expected_fee_fen as fee_delta_fen,
-        {{ dbt.datediff('internal_txn_at', 'channel_txn_at', 'second') }} as time_gap_seconds, -- noqa: LT05
+        {{ seconds_between('internal_txn_at', 'channel_txn_at') }} as time_gap_seconds, -- noqa: LT05
         case
             when is_pair and channel_amount_fen <> internal_amount_fen then 'amount_mismatch'
             when is_pair and channel_status <> internal_status then 'status_mismatch'
@@ -176,7 +176,7 @@ timed as (
             when compared.break_type in ('channel_only', 'internal_only')
                 then cast({{ dbt.dateadd('day', 'calendar.suspense_days', 'compared.due_date') }} as date)
         end as suspense_until,
-        {{ dbt.datediff('compared.bill_date', 'as_of.as_of_date', 'day') }} as age_days, -- noqa: LT05
+        cast({{ dbt.datediff('compared.bill_date', 'as_of.as_of_date', 'day') }} as bigint) as age_days, -- noqa: LT05
         calendar.refund_route_days
     from compared
     cross join as_of

@@ -41,7 +41,7 @@ others as (
         *,
         cast(null as bigint) as version_no,
         cast(null as bigint) as version_count,
-        cast(null as varchar) as superseded_by_file_version_id
+        cast(null as string) as superseded_by_file_version_id
     from firsts
     where not (status = 'landed' and is_first_delivery)
 ),

@@ -16,7 +16,7 @@ renamed as (
         nullif(orig_qry_id, '') as original_channel_serial,
         -- refunds carry our refund id in orderId and the original order in origOrderId
         case when txn_type = '01' then order_id else nullif(orig_order_id, '') end as order_id,
-        case when txn_type = '01' then cast(null as varchar) else order_id end as refund_id,
+        case when txn_type = '01' then cast(null as string) else order_id end as refund_id,
         trace_no,
         -- txnTime has no year; queryId starts with the full yyyyMMddHHmmss (Asia/Shanghai local time)
         {{ compact_timestamp('query_id') }} as channel_txn_at,
