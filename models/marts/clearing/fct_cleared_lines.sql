@@ -8,7 +8,7 @@
 with
 
 facts as (
-    select * from {{ ref('fct_recon_results') }}
+    select * from {{ ref('hist_recon_results') }}
     where recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
 ),
 
