@@ -3,7 +3,7 @@
     From `verified` on, history reads the partition from the archive and never from hot, so a crash between
     verifying and deleting can never show a row twice. A `restored` partition is hot again. -#}
 {% macro archived_partitions(model_name) -%}
-    select latest.partition_value
+    select last_event.partition_value
     from (
         select
             m.partition_value,
@@ -11,6 +11,9 @@
             row_number() over (partition by m.partition_value order by m.event_seq desc) as recency
         from {{ tally.archive_manifest() }} as m
         where m.model_name = '{{ model_name }}'
-    ) as latest
-    where latest.recency = 1 and latest.state in ('verified', 'deleted') and latest.partition_value is not null
+    ) as last_event
+    where
+        last_event.recency = 1
+        and last_event.state in ('verified', 'deleted')
+        and last_event.partition_value is not null
 {%- endmacro %}

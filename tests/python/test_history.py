@@ -25,7 +25,7 @@ from tally.simulate import WorldParams, simulate
 pytestmark = pytest.mark.usefixtures("dbt_logs_in_tmp")
 
 # few merchants and payments: the 120 days are there for the calendar, not for volume
-HISTORY_WORLD = WorldParams(seed=11, days=120, merchants=2, daily_volume=12)
+HISTORY_WORLD = WorldParams(seed=3, days=120, merchants=2, daily_volume=40)
 RETENTION_DAYS = 90
 LAKE_PARTS = ("raw", "quarantine", "ledger", "files")
 
