@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,21 @@ def lake(tmp_path_factory: pytest.TempPathFactory, world: Path) -> Path:
     return data
 
 
+@pytest.fixture(scope="module")
+def as_of(world_params) -> list[str]:
+    """Past every window, so closed days are sealed and INV-23 has something to check."""
+    return dbt_vars(world_params.start_date + dt.timedelta(days=12))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, lake: Path, as_of: list[str]):
+    """One uninterrupted green build: (warehouse, its target path, its tables' fingerprint)."""
+    root = tmp_path_factory.mktemp("reference")
+    warehouse, target = root / "warehouse" / "tally.duckdb", root / "target"
+    dbt(["build", "--quiet", *as_of], lake, warehouse, target_path=target)
+    return warehouse, target, marts_fingerprint(warehouse)
+
+
 def _serving_state(serving: Path) -> tuple:
     con = connect_serving(serving)
     try:
@@ -59,12 +75,14 @@ def _serving_state(serving: Path) -> tuple:
 
 
 def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_nothing(
-        lake: Path, world_params, tmp_path: Path):
+        lake: Path, as_of: list[str], reference, world_params, tmp_path: Path):
     start = world_params.start_date
     warehouse = tmp_path / "warehouse" / "tally.duckdb"
+    warehouse.parent.mkdir(parents=True)
+    shutil.copyfile(reference[0], warehouse)
     serving = tmp_path / "serving" / "tally.duckdb"
     target = tmp_path / "target"
-    first = build_and_publish(lake, warehouse, serving, target_path=target, extra=dbt_vars(start), quiet=True)
+    first = publish(warehouse, serving, target=reference[1], data_dir=lake)  # the reference build was green
     assert {"fct_recon_results", "fct_journal_lines", "rpt_trial_balance", "hist_recon_results"} <= set(first)
 
     # serving connections are read only: no writes, no reading files from SQL
@@ -90,9 +108,8 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
         while {r["conn"] for r in reads()} != set(outs):
             alive()
             time.sleep(0.1)
-        # a full rebuild of a later as-of date (so the publish differs) while the reader holds the file open
-        build_and_publish(lake, warehouse, serving, target_path=target, extra=dbt_vars(start + dt.timedelta(days=12)),
-                          quiet=True)
+        # a full rebuild and publish while the readers read
+        build_and_publish(lake, warehouse, serving, target_path=target, extra=as_of, quiet=True)
         published_at = time.time()
         while {r["conn"] for r in reads() if r["at"] > published_at + 0.5} != set(outs):
             alive()
@@ -117,8 +134,7 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
                 [start])
     con.close()
     with pytest.raises(RuntimeError, match="dbt build"):
-        build_and_publish(lake, warehouse, serving, target_path=target,
-                          extra=dbt_vars(start + dt.timedelta(days=12)), quiet=True)
+        build_and_publish(lake, warehouse, serving, target_path=target, extra=as_of, quiet=True)
     assert "assert_closed_days_match_seals" in failed_tests(target)
     assert _serving_state(serving) == before
     # publishing by hand after that build is refused too
@@ -127,11 +143,8 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
     assert _serving_state(serving) == before
 
 
-def test_build_killed_mid_way_then_rerun_is_identical(lake: Path, world_params, tmp_path: Path):
-    as_of = dbt_vars(world_params.start_date + dt.timedelta(days=12))
-    reference = tmp_path / "reference" / "tally.duckdb"
-    dbt(["build", "--quiet", *as_of], lake, reference, target_path=tmp_path / "t_ref")
-    expected = marts_fingerprint(reference)
+def test_build_killed_mid_way_then_rerun_is_identical(lake: Path, as_of: list[str], reference, tmp_path: Path):
+    expected = reference[2]
 
     warehouse = tmp_path / "resumed" / "tally.duckdb"
     warehouse.parent.mkdir(parents=True)
