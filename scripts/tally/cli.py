@@ -79,7 +79,8 @@ def _archive(args: argparse.Namespace) -> int:
         print(f"archive: {e}", file=sys.stderr)
         return 1
     moved = [d for d in done if d[2].startswith("archived")]
-    print(f"archive: {len(moved)} partitions archived, {len(done) - len(moved)} already archived or empty")
+    print(f"archive: {len(moved)} partitions archived" + (f", {len(done) - len(moved)} already archived or empty"
+                                                          if len(done) > len(moved) else ""))
     return 0
 
 
