@@ -1,8 +1,8 @@
 /*
     One row per reconciliation fact (pair or one-sided line) across all of history: the hot `fct_recon_results`
     (its partitions not archived) and the archived Parquet partitions under
-    lake/history/fct_recon_results/bill_date=.../, as one relation. A partition is read from exactly one side: from the archive once the manifest says it is verified,
-    from hot otherwise (INV-25).
+    lake/history/fct_recon_results/bill_date=.../, as one relation. A partition is read from exactly one side:
+    from the archive once the manifest says it is verified, from hot otherwise (INV-25).
 */
 with
 
