@@ -268,9 +268,10 @@ def _write_partition(con: duckdb.DuckDBPyConnection, data_dir: Path, model: Mode
 
 
 def _archive_partition(con: duckdb.DuckDBPyConnection, data_dir: Path, model: ModelConfig, value: dt.date,
-                       state: str | None) -> str:
-    """Take one partition from its recorded state to `deleted`; return what was done."""
+                       last_event: dict | None) -> str:
+    """Take one partition from its latest manifest event to `deleted`; return what was done."""
     where = f"{model.name} {model.partition_by}={value}"
+    state = last_event["state"] if last_event else None
     if state == "deleted":
         return "already archived"
     if state in (None, "written", "restored"):
@@ -287,9 +288,10 @@ def _archive_partition(con: duckdb.DuckDBPyConnection, data_dir: Path, model: Mo
                                f"Parquet {back}; the hot rows are kept")
         _record(data_dir, model, value, "verified", back)
         _checkpoint("verified")
-    verified = _latest_event(data_dir, model.name, value, "verified")
-    back = parquet_stats(con, data_dir, model, value)
-    expected = Stats(verified["row_count"], verified["amount_sums"], verified["rows_hash"])
+        expected = back
+    else:  # verified by an earlier run that stopped before the delete: check the file against that event
+        expected = Stats(last_event["row_count"], last_event["amount_sums"], last_event["rows_hash"])
+        back = parquet_stats(con, data_dir, model, value)
     if back != expected:
         raise ArchiveError(f"{where}: the archived Parquet no longer matches its manifest: manifest {expected}, "
                            f"Parquet {back}; the hot rows (if any) are kept")
@@ -349,8 +351,7 @@ def archive(warehouse: Path, data_dir: Path, retention_days: int, as_of: dt.date
                 unfinished = {v for (m, v), e in states.items() if m == model.name and e["state"] in
                               ("written", "verified")}
                 for value in sorted(hot | unfinished):
-                    state = states.get((model.name, value), {}).get("state")
-                    outcome = _archive_partition(con, data_dir, model, value, state)
+                    outcome = _archive_partition(con, data_dir, model, value, states.get((model.name, value)))
                     done.append((model.name, value, outcome))
                     if not quiet:
                         print(f"{model.name} {model.partition_by}={value}: {outcome}")
