@@ -87,6 +87,51 @@ def _parity(args: argparse.Namespace) -> int:
     return parity(Path(args.work_dir), params, as_of)
 
 
+def _archive(args: argparse.Namespace) -> int:
+    from tally.archive import ArchiveError, archive
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else None
+    try:
+        done = archive(Path(args.warehouse), Path(args.data_dir), args.retention_days, as_of=as_of)
+    except ArchiveError as e:
+        print(f"archive: {e}", file=sys.stderr)
+        return 1
+    moved = [d for d in done if d[2].startswith("archived")]
+    print(f"archive: {len(moved)} partitions archived" + (f", {len(done) - len(moved)} already archived or empty"
+                                                          if len(done) > len(moved) else ""))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from tally.archive import ArchiveError, restore
+
+    try:
+        n = restore(Path(args.warehouse), Path(args.data_dir), args.model, dt.date.fromisoformat(args.partition))
+    except ArchiveError as e:
+        print(f"restore: {e}", file=sys.stderr)
+        return 1
+    print(f"restore: {n} rows of {args.model} {args.partition} are hot again")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from tally.pipeline import build_and_publish
+    from tally.publish import PublishRefused, publish
+
+    try:
+        if args.build:
+            published = build_and_publish(Path(args.data_dir), Path(args.warehouse), Path(args.serving),
+                                          target_path=Path(args.target))
+        else:
+            published = publish(Path(args.warehouse), Path(args.serving), target=Path(args.target),
+                                data_dir=Path(args.data_dir))
+    except (PublishRefused, RuntimeError) as e:
+        print(f"publish: {e}; the serving file is unchanged", file=sys.stderr)
+        return 1
+    print(f"published {len(published)} relations to {args.serving}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +200,28 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--as-of", action="append", metavar="DATE",
                    help="build and compare as of this bill date (YYYY-MM-DD or 'latest', the default); repeatable")
     s.set_defaults(func=_parity)
+
+    s = sub.add_parser("archive", help="move closed partitions older than the retention window to history Parquet")
+    s.add_argument("--retention-days", type=int, default=90)
+    s.add_argument("--as-of", default="", help="count the window back from this date (default: the last build's)")
+    s.add_argument("--data-dir", default="data", help="holds lake/ (lake/history/ is written)")
+    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.set_defaults(func=_archive)
+
+    s = sub.add_parser("restore", help="bring one archived partition back into the hot table")
+    s.add_argument("model", help="fct_recon_results or fct_journal_lines")
+    s.add_argument("partition", help="the partition's date (bill_date or posted_on), YYYY-MM-DD")
+    s.add_argument("--data-dir", default="data")
+    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.set_defaults(func=_restore)
+
+    s = sub.add_parser("publish", help="copy the marts of a green dbt build to the serving file BI reads")
+    s.add_argument("--build", action="store_true", help="run dbt build first (publish only if it is green)")
+    s.add_argument("--data-dir", default="data")
+    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.add_argument("--serving", default="data/serving/tally.duckdb")
+    s.add_argument("--target", default="target", help="dbt target path holding the build's run_results.json")
+    s.set_defaults(func=_publish)
 
     args = parser.parse_args(argv)
     return args.func(args)

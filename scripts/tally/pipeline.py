@@ -18,7 +18,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 def dbt(args: list[str], data_dir: Path, warehouse: Path, target_path: Path | None = None, quiet: bool = False) -> None:
     """Run dbt in the project with the given lake and warehouse; raise on failure (models or tests)."""
-    env = dict(os.environ, TALLY_DATA_DIR=str(data_dir), TALLY_DUCKDB_PATH=str(warehouse),
+    # absolute: the hist_ views keep the lake's path, and BI or publish may read them from another directory
+    env = dict(os.environ, TALLY_DATA_DIR=str(Path(data_dir).resolve()), TALLY_DUCKDB_PATH=str(warehouse),
                DBT_PROFILES_DIR=str(PROJECT_DIR))
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).with_name("dbt")
@@ -27,6 +28,16 @@ def dbt(args: list[str], data_dir: Path, warehouse: Path, target_path: Path | No
         cmd += ["--target-path", str(target_path)]
     if subprocess.run(cmd, env=env, cwd=PROJECT_DIR).returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed")
+
+
+def build_and_publish(data_dir: Path, warehouse: Path, serving: Path, target_path: Path | None = None,
+                      extra: list[str] | None = None, quiet: bool = False) -> dict:
+    """Write–audit–publish: `dbt build` (models and tests); only if it is green, publish the marts to `serving`."""
+    from tally.publish import publish
+
+    target_path = Path(target_path or PROJECT_DIR / "target")
+    dbt(["build", *(extra or [])], data_dir, warehouse, target_path=target_path, quiet=quiet)
+    return publish(warehouse, serving, target=target_path, data_dir=data_dir)
 
 
 def summary(warehouse: Path) -> str:
@@ -115,7 +126,9 @@ def demo(data_dir: Path, params: WorldParams | None = None) -> str:
     print(f"simulated {params.days} days x {params.merchants} merchants: {s['payments']} payments, "
           f"{s['files']} files, {s['anomalies']} anomalies in ground truth")
     land([world / "landing"], data_dir / "lake")
-    dbt(["build"], data_dir, warehouse)
+    serving = data_dir / "serving" / "tally.duckdb"
+    published = build_and_publish(data_dir, warehouse, serving)
     text = summary(warehouse)
+    text += f"\npublished {len(published)} marts to {serving} (read-only for BI)"
     print(text)
     return text

@@ -32,7 +32,7 @@ select
     channel_line_no,
     internal_file_version_id,
     internal_line_no
-from {{ ref('fct_recon_results') }}
+from {{ ref('hist_recon_results') }}
 where
     recon_stream = 'trade'
     and break_type in ('matched', 'fee_mismatch')

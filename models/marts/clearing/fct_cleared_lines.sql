@@ -9,7 +9,7 @@
 with
 
 facts as (
-    select * from {{ ref('fct_recon_results') }}
+    select * from {{ ref('hist_recon_results') }}
     where
         recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
         -- an online recharge tops up the merchant's prepaid balance: not trade revenue, it does not clear

@@ -10,7 +10,7 @@ daily as (
         cast(sum(debit_fen) as bigint) as debit_fen,
         cast(sum(credit_fen) as bigint) as credit_fen,
         count(*) as legs
-    from {{ ref('fct_journal_lines') }}
+    from {{ ref('hist_journal_lines') }}
     group by account_code, sub_account, posted_on
 ),
 

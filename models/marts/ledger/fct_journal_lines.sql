@@ -26,7 +26,7 @@
 with
 
 facts as (
-    select * from {{ ref('fct_recon_results') }}
+    select * from {{ ref('hist_recon_results') }}
 ),
 
 cleared as (
@@ -430,4 +430,8 @@ select
 from legs
 inner join {{ ref('chart_of_accounts') }} as accounts on legs.account_code = accounts.account_code
 -- a movement of zero (no fee, no cost) moves nothing and is left out
-where legs.signed_fen <> 0
+where
+    legs.signed_fen <> 0
+    -- days moved to the history archive (tally archive) stay out of the hot table, also when it is rebuilt;
+    -- hist_journal_lines reads them from the archive
+    and legs.posted_on not in ({{ archived_partitions('fct_journal_lines') }})

@@ -9,7 +9,7 @@ daily as (
         cast(sum(debit_fen) as bigint) as debit_fen,
         cast(sum(credit_fen) as bigint) as credit_fen,
         count(distinct journal_id) as journals
-    from {{ ref('fct_journal_lines') }}
+    from {{ ref('hist_journal_lines') }}
     group by posted_on, currency
 )
 

@@ -294,3 +294,6 @@ final as (
 )
 
 select * from final
+-- partitions moved to the history archive (tally archive) stay out of the hot table, also when it is rebuilt;
+-- hist_recon_results reads them from the archive
+where bill_date not in ({{ archived_partitions('fct_recon_results') }})

@@ -22,5 +22,5 @@ select
     internal_file_version_id,
     internal_line_no,
     as_of_date
-from {{ ref('fct_recon_results') }}
+from {{ ref('hist_recon_results') }}
 where recon_state = 'suspense'

@@ -10,7 +10,7 @@ facts as (
         case when recon_state = 'break' then break_type end as break_kind,
         case when recon_state = 'break' and accepted_disposition is null then 1 else 0 end as is_open_break,
         case when recon_state = 'suspense' then age_days end as suspense_age
-    from {{ ref('fct_recon_results') }}
+    from {{ ref('hist_recon_results') }}
 )
 
 select

@@ -20,7 +20,7 @@ facts as (
     select
         sum(case when row_kind = 'payment' then internal_amount_fen else 0 end) as payments_fen,
         sum(case when row_kind = 'refund' then -internal_amount_fen else 0 end) as refunds_fen
-    from {{ ref('fct_recon_results') }}
+    from {{ ref('hist_recon_results') }}
     where
         recon_stream = 'trade' and break_type in ('matched', 'fee_mismatch')
         -- online recharges are reconciled trade lines that credit the prepaid balance instead of clearing

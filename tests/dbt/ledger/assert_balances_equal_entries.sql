@@ -13,7 +13,7 @@ recomputed as (
         b.balance_date,
         case when b.normal_side = 'debit' then 1 else -1 end * sum(j.debit_fen - j.credit_fen) as balance_fen
     from balances as b
-    inner join {{ ref('fct_journal_lines') }} as j
+    inner join {{ ref('hist_journal_lines') }} as j
         on b.account_code = j.account_code and b.sub_account = j.sub_account and b.balance_date >= j.posted_on
     group by b.account_code, b.sub_account, b.balance_date, b.normal_side
 )

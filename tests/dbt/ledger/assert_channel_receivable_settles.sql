@@ -14,7 +14,7 @@ open_days as (
         sub_account as channel,
         channel_bill_date,
         cast(sum(debit_fen - credit_fen) as bigint) as receivable_fen
-    from {{ ref('fct_journal_lines') }}
+    from {{ ref('hist_journal_lines') }}
     where account_code = '1122'
     group by sub_account, channel_bill_date
     having sum(debit_fen - credit_fen) <> 0

@@ -5,8 +5,8 @@ select
     j.source_recon_key,
     f.accepted_disposition,
     cast(sum(j.credit_fen - j.debit_fen) as bigint) as still_held_fen
-from {{ ref('fct_journal_lines') }} as j
-inner join {{ ref('fct_recon_results') }} as f on j.source_recon_key = f.recon_key
+from {{ ref('hist_journal_lines') }} as j
+inner join {{ ref('hist_recon_results') }} as f on j.source_recon_key = f.recon_key
 where
     j.account_code = '2241'
     and f.accepted_disposition in ('refund_original_route', 'payout', 'chase_funds', 'ignore_out_of_system')

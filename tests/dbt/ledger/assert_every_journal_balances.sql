@@ -7,6 +7,6 @@ select
     sum(debit_fen) as debit_fen,
     sum(credit_fen) as credit_fen,
     min(amount_fen) as smallest_leg_fen
-from {{ ref('fct_journal_lines') }}
+from {{ ref('hist_journal_lines') }}
 group by journal_id, currency
 having count(*) < 2 or sum(debit_fen) <> sum(credit_fen) or min(amount_fen) <= 0

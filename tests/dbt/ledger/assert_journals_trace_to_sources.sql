@@ -6,7 +6,7 @@
 with
 
 facts as (
-    select * from {{ ref('fct_recon_results') }}
+    select * from {{ ref('hist_recon_results') }}
 ),
 
 recharge_orders as (
@@ -106,13 +106,13 @@ journals as (
             when left(journal_id, 4) in ('STL:', 'PDB:', 'PRT:', 'WDB:', 'WRT:', 'RCG:', 'UNR:') then 'BANK'
             else left(journal_id, 3)
         end as family
-    from {{ ref('fct_journal_lines') }}
+    from {{ ref('hist_journal_lines') }}
     where journal_type <> 'opening_balance'
 ),
 
 mixed_sources as (
     select journal_id
-    from {{ ref('fct_journal_lines') }}
+    from {{ ref('hist_journal_lines') }}
     group by journal_id
     having count(distinct source_recon_key) > 1
 )

@@ -5,7 +5,7 @@ select
     f.break_type,
     f.proposed_disposition,
     f.accepted_disposition
-from {{ ref('fct_recon_results') }} as f
+from {{ ref('hist_recon_results') }} as f
 left join {{ ref('disposition_codes') }} as proposed on f.proposed_disposition = proposed.disposition
 left join {{ ref('disposition_codes') }} as accepted on f.accepted_disposition = accepted.disposition
 where

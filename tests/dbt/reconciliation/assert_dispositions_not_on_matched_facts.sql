@@ -16,5 +16,5 @@ select
     latest.disposition,
     facts.break_type
 from latest
-left join {{ ref('fct_recon_results') }} as facts on latest.recon_key = facts.recon_key
+left join {{ ref('hist_recon_results') }} as facts on latest.recon_key = facts.recon_key
 where latest.recency = 1 and (facts.recon_key is null or facts.break_type = 'matched')

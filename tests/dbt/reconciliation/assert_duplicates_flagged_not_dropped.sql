@@ -47,7 +47,7 @@ flagged as (
     select
         recon_stream,
         count(*) as duplicates
-    from {{ ref('fct_recon_results') }}
+    from {{ ref('hist_recon_results') }}
     where break_type = 'duplicate' and channel_line_id is not null
     group by recon_stream
 )

@@ -8,7 +8,7 @@ select
     internal_status,
     channel_fee_fen,
     expected_fee_fen
-from {{ ref('fct_recon_results') }}
+from {{ ref('hist_recon_results') }}
 where
     break_type = 'matched'
     and (

@@ -99,7 +99,7 @@ fact_sides as (
         'channel' as side,
         c.bill_date,
         f.channel_amount_fen as amount_fen
-    from {{ ref('fct_recon_results') }} as f
+    from {{ ref('hist_recon_results') }} as f
     inner join {{ ref('int_recon__channel_lines') }} as c on f.channel_line_id = c.channel_line_id
     union all
     select
@@ -107,7 +107,7 @@ fact_sides as (
         'internal' as side,
         i.bill_date,
         f.internal_amount_fen as amount_fen
-    from {{ ref('fct_recon_results') }} as f
+    from {{ ref('hist_recon_results') }} as f
     inner join {{ ref('int_recon__internal_records') }} as i on f.internal_record_id = i.internal_record_id
 ),
 

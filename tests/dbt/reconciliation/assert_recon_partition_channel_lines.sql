@@ -24,7 +24,7 @@ facts as (
         recon_stream,
         channel_line_id,
         count(*) as fact_rows
-    from {{ ref('fct_recon_results') }}
+    from {{ ref('hist_recon_results') }}
     where channel_line_id is not null
     group by recon_stream, channel_line_id
 )

@@ -48,7 +48,7 @@ facts as (
         recon_stream,
         internal_record_id,
         count(*) as fact_rows
-    from {{ ref('fct_recon_results') }}
+    from {{ ref('hist_recon_results') }}
     where internal_record_id is not null
     group by recon_stream, internal_record_id
 )

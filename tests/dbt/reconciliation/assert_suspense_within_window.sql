@@ -7,7 +7,7 @@ select
     recon_state,
     as_of_date,
     suspense_until
-from {{ ref('fct_recon_results') }}
+from {{ ref('hist_recon_results') }}
 where
     (recon_state = 'suspense' and (suspense_until is null or as_of_date > suspense_until))
     or (recon_state = 'suspense' and break_type not in ('channel_only', 'internal_only'))

@@ -1,0 +1,111 @@
+"""Publish (write–audit–publish): copy the marts of a green `dbt build` into a serving DuckDB file for BI.
+
+`dbt build` writes the warehouse and runs the data tests after each model is built, so the warehouse can hold a
+model that then fails its tests, and DuckDB lets one process write a file or many read it, never both. BI
+therefore never opens the warehouse: `publish()` checks that the last `dbt build` (its `run_results.json`) built
+every node and passed every test, copies the public marts (`fct_`, `rpt_`, `dim_`) and the `hist_` models into a new
+DuckDB file written under a temporary name, adds a `publish_manifest` table (row counts and money sums per
+relation, the build's invocation id), and renames it over the serving file with `os.replace`. A failed build or a
+failing test leaves the previous serving file as it was. Readers that have the old file open keep reading the old
+snapshot until they reconnect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import duckdb
+
+# public relations BI may read: schema in the warehouse -> name prefixes
+SERVED = {"main": ("fct_", "rpt_", "dim_"), "main_history": ("hist_",)}
+# a serving connection: read only, no file or network access, settings locked (DuckDB has no users or grants)
+READ_ONLY_CONFIG = {"enable_external_access": "false", "lock_configuration": "true"}
+
+
+class PublishRefused(RuntimeError):
+    pass
+
+
+def build_verdict(target: Path) -> dict:
+    """The last dbt invocation in `target` if it was a complete, green `dbt build`; raise PublishRefused if not."""
+    path = Path(target) / "run_results.json"
+    if not path.exists():
+        raise PublishRefused(f"{path}: no dbt run results; run `dbt build` first")
+    results = json.loads(path.read_text())
+    args = results.get("args", {})
+    if args.get("which") != "build":
+        raise PublishRefused(f"{path}: the last dbt invocation was `{args.get('which')}`, not `build`")
+    if args.get("select") or args.get("exclude") or args.get("selector"):
+        raise PublishRefused(f"{path}: the last build was partial (select/exclude); publish needs a full build")
+    bad = [(r["unique_id"], r["status"]) for r in results["results"]
+           if r["status"] not in ("success", "pass", "warn")]
+    if bad:
+        shown = ", ".join(f"{uid} {status}" for uid, status in bad[:5])
+        raise PublishRefused(f"{path}: the last build was not green ({len(bad)} nodes: {shown}); not published")
+    return {"invocation_id": results["metadata"]["invocation_id"],
+            "generated_at": results["metadata"]["generated_at"]}
+
+
+def _served_relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "select table_schema, table_name from information_schema.tables where table_catalog = 'wh' "
+        "order by table_schema, table_name").fetchall()
+    return [(s, t) for s, t in rows if s in SERVED and t.startswith(SERVED[s])]
+
+
+def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir: Path | None = None) -> dict:
+    """Copy the served relations of `warehouse` to `serving`, atomically. With `target`, only after checking that
+    the build recorded there was complete and green. `data_dir` is where relative lake paths in the hist_ views
+    resolve (the TALLY_DATA_DIR's parent, i.e. the directory dbt ran in). Returns the publish manifest rows."""
+    verdict = build_verdict(target) if target is not None else {"invocation_id": None, "generated_at": None}
+    serving = Path(serving)
+    serving.parent.mkdir(parents=True, exist_ok=True)
+    tmp = serving.with_name(f".{serving.name}.tmp-{os.getpid()}")
+    for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        if data_dir is not None:
+            con.execute("set file_search_path = ?", [str(Path(data_dir).resolve())])
+        con.execute(f"attach '{Path(warehouse).as_posix()}' as wh (read_only)")
+        con.execute(f"attach '{tmp.as_posix()}' as serving")
+        manifest = []
+        published_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        for schema, name in _served_relations(con):
+            con.execute(f'create table serving.main."{name}" as select * from wh."{schema}"."{name}"')
+            money = [c for (c,) in con.execute(
+                "select column_name from information_schema.columns where table_catalog = 'serving' "
+                "and table_name = ? and column_name like '%\\_fen' escape '\\' order by ordinal_position",
+                [name]).fetchall()]
+            sums = " || ';' || ".join(f"'{c}=' || cast(cast(coalesce(sum({c}), 0) as bigint) as varchar)"
+                                      for c in money) or "''"
+            n, amounts = con.execute(f'select count(*), {sums} from serving.main."{name}"').fetchone()
+            manifest.append((name, n, amounts, published_at, verdict["invocation_id"], verdict["generated_at"]))
+        con.execute("""
+            create table serving.main.publish_manifest (
+                relation_name varchar, row_count bigint, amount_sums varchar, published_at timestamp,
+                build_invocation_id varchar, build_generated_at varchar
+            )""")
+        con.executemany("insert into serving.main.publish_manifest values (?, ?, ?, ?, ?, ?)", manifest)
+        con.execute("checkpoint serving")
+        con.execute("detach serving")
+        con.execute("detach wh")
+    finally:
+        con.close()
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, serving)  # readers see the old file or the new one, never a part
+    fd = os.open(serving.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {name: (n, amounts) for name, n, amounts, *_ in manifest}
+
+
+def connect_serving(serving: Path) -> duckdb.DuckDBPyConnection:
+    """A BI-style connection: read only, no external access, configuration locked."""
+    return duckdb.connect(str(serving), read_only=True, config=READ_ONLY_CONFIG)
