@@ -315,7 +315,8 @@ def run(trades: int, data_dir: Path, merchants: int = bench.DEFAULT_MERCHANTS, s
     layers = build_breakdown(target)
     if _has_publish():
         stages.append(_run_stage("publish", [py, "-m", "tally", "publish", "--data-dir", str(run_dir),
-                                             "--warehouse", str(warehouse)], env, log))
+                                             "--warehouse", str(warehouse), "--target", str(target),
+                                             "--serving", str(run_dir / "serving" / "tally.duckdb")], env, log))
     e2e = {"seconds": sum(s["seconds"] for s in stages), "cpu_seconds": sum(s["cpu_seconds"] for s in stages),
            "peak_rss": max(s["peak_rss"] for s in stages)}
 

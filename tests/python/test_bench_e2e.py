@@ -16,7 +16,7 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     figures = run(3_000, tmp_path, merchants=3, out=out)
     text = out.getvalue()
     stages = {s["stage"]: s for s in figures["stages"]}
-    assert {"land", "dbt build"} <= set(stages)
+    assert {"land", "dbt build", "publish"} <= set(stages)
     for s in stages.values():
         assert s["seconds"] > 0 and s["cpu_seconds"] > 0 and s["peak_rss"] > 10_000_000
     assert set(LAYERS) | {"seeds", "tests"} <= set(figures["layers"]), figures["layers"]
