@@ -23,6 +23,7 @@
     )
 {%- endmacro %}
 
+{#- Other engines (Spark): archiving runs against the DuckDB warehouse only, so no partition is archived there. -#}
 {% macro default__archive_manifest() -%}
     {{ tally._empty_archive_manifest() }}
 {%- endmacro %}
@@ -39,13 +40,4 @@
     {%- else -%}
         {{ tally._empty_archive_manifest() }}
     {%- endif -%}
-{%- endmacro %}
-
-{% macro spark__archive_manifest() -%}
-    (
-        select
-            event_seq, model_name, partition_column, partition_value, state, row_count, amount_sums,
-            rows_hash, file_path, recorded_at
-        from parquet.`{{ tally.history_dir() }}/_manifest`
-    )
 {%- endmacro %}

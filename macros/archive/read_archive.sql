@@ -17,6 +17,8 @@
     )
 {%- endmacro %}
 
+{#- Other engines (Spark): `tally archive` writes from and to the DuckDB warehouse only, so there is nothing to read
+    yet and the hot tables hold every partition. -#}
 {% macro default__read_archive(model_name) -%}
     {{ tally._archive_select(model_name, '(select * from ' ~ ref(model_name) ~ ' where 1 = 0)') }}
 {%- endmacro %}
@@ -33,6 +35,3 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro spark__read_archive(model_name) -%}
-    {{ tally._archive_select(model_name, 'parquet.`' ~ tally.history_dir() ~ '/' ~ model_name ~ '`') }}
-{%- endmacro %}
