@@ -1257,12 +1257,24 @@ def _raw_schema(fmt: Format) -> pa.Schema:
                      + [("file_version_id", pa.string()), ("line_no", pa.int64()), ("line_span", pa.int64())])
 
 
+# The zero-row schema file's partition sorts after every real bill date on purpose: DuckDB estimates a glob's rows
+# from its first file, and a zero-row first file made it estimate 0 rows for 10M and build its hash tables on the
+# lake side of every join (the 10M-trade day ran out of memory in a semi join on file_version_id).
+SCHEMA_PARTITION = "bill_date=9999-12-31"
+
+
 def init_lake(lake: Path) -> None:
     """Zero-row schema files so every dbt source exists before its first file lands."""
     for fmt in FORMATS.values():
-        p = lake / "raw" / fmt.name / "bill_date=1970-01-01" / "_schema.parquet"
+        p = lake / "raw" / fmt.name / SCHEMA_PARTITION / "_schema.parquet"
         if not p.exists():
             _atomic_write_parquet(_raw_schema(fmt).empty_table(), p)
+        # lakes initialised before the move kept it in the first partition
+        old = lake / "raw" / fmt.name / "bill_date=1970-01-01" / "_schema.parquet"
+        if old.exists():
+            old.unlink()
+            if not any(old.parent.iterdir()):
+                old.parent.rmdir()
     for sub, schema in (("quarantine", QUARANTINE_SCHEMA), ("ledger", LEDGER_SCHEMA)):
         p = lake / sub / "_schema.parquet"
         if not p.exists():

@@ -18,8 +18,16 @@
         same as column by column; a scan per column ran out of memory on a 10M-row staging view -#}
     {%- set quoted = [] -%}
     {%- for c in text_columns -%}{%- do quoted.append(adapter.quote(c)) -%}{%- endfor %}
-    with runs as (
-        {{ tally.digit_tokens(model, "concat_ws(' ', " ~ quoted | join(', ') ~ ")") }}
+    with candidates as (
+        {#- a cheap existence check first: only rows with a 13-19 digit run between non-token characters are split
+            into tokens (a failed match consumes nothing, so the first such run is always found) -#}
+        select concat_ws(' ', {{ quoted | join(', ') }}) as text_value from {{ model }}
+        where {{ tally.regexp_found("concat_ws(' ', " ~ quoted | join(', ') ~ ")",
+                                    '(^|[^0-9A-Za-z])[0-9]{13,19}([^0-9A-Za-z]|$)') }}
+    ),
+
+    runs as (
+        {{ tally.digit_tokens('candidates', 'text_value') }}
     )
     select token from runs
     where length(token) between 13 and 19 and {{ tally.is_luhn_valid('token') }}
