@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from tally.archive import history_models
+
 # public relations BI may read: schema in the warehouse -> name prefixes
 SERVED = {"main": ("fct_", "rpt_", "dim_"), "main_history": ("hist_",)}
 # a serving connection: read only, no file or network access, settings locked (DuckDB has no users or grants)
@@ -74,8 +76,23 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
         con.execute(f"attach '{tmp.as_posix()}' as serving")
         manifest = []
         published_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        for schema, name in _served_relations(con):
-            con.execute(f'create table serving.main."{name}" as select * from wh."{schema}"."{name}"')
+        archived = history_models()
+        # hist_ first: an archived model's hot table is served as a view over its hist_ copy (below)
+        relations = sorted(_served_relations(con), key=lambda r: not r[1].startswith("hist_"))
+        con.execute("use serving")  # so the views bind to the serving file's own tables when BI opens it alone
+        con.execute("create table main.publish_hot_partitions (relation_name varchar, partition_value date)")
+        for schema, name in relations:
+            if name in archived:
+                # the hot fact is its hist_ model's partitions that are not archived (INV-25 proves them equal): a
+                # view, not a second copy of the two largest tables
+                part = archived[name].partition_by
+                con.execute(f"insert into main.publish_hot_partitions select distinct '{name}', {part} "
+                            f'from wh."{schema}"."{name}"')
+                con.execute(f'create view main."{name}" as select * from main."hist_{name.removeprefix("fct_")}" '
+                            f"where {part} in (select partition_value from main.publish_hot_partitions "
+                            f"where relation_name = '{name}')")
+            else:
+                con.execute(f'create table serving.main."{name}" as select * from wh."{schema}"."{name}"')
             money = [c for (c,) in con.execute(
                 "select column_name from information_schema.columns where table_catalog = 'serving' "
                 "and table_name = ? and column_name like '%\\_fen' escape '\\' order by ordinal_position",
@@ -91,6 +108,7 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
             )""")
         con.executemany("insert into serving.main.publish_manifest values (?, ?, ?, ?, ?, ?)", manifest)
         con.execute("checkpoint serving")
+        con.execute("use memory")
         con.execute("detach serving")
         con.execute("detach wh")
     finally:

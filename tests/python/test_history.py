@@ -20,6 +20,7 @@ from conftest import failed_tests
 from tally.archive import archive, history_dir, latest_states, partition_dir, restore
 from tally.land import land
 from tally.pipeline import PROJECT_DIR, dbt
+from tally.publish import connect_serving, publish
 from tally.simulate import WorldParams, simulate
 
 pytestmark = pytest.mark.usefixtures("dbt_logs_in_tmp")
@@ -43,6 +44,40 @@ def history_totals(warehouse: Path) -> dict[str, tuple]:
             sums = ", ".join(f"sum({c})" for c in money)
             out[name] = con.execute(
                 f"select count(*), {sums}, sum(hash({', '.join(cols)})) from main_history.{name}").fetchone()
+        return out
+    finally:
+        con.close()
+
+
+def _row_totals(con: duckdb.DuckDBPyConnection, relation: str, catalog: str, schema: str, name: str) -> tuple:
+    cols = [c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_catalog = ? and table_schema = ? "
+        "and table_name = ? order by ordinal_position", [catalog, schema, name]).fetchall()]
+    sums = "".join(f", sum({c})" for c in cols if c.endswith("_fen"))
+    return con.execute(f"select count(*){sums}, sum(hash({', '.join(cols)})) from {relation}").fetchone()
+
+
+def served_totals(serving: Path) -> dict[str, tuple]:
+    """Rows, money sums and a row hash of every relation BI sees in the serving file."""
+    con = connect_serving(serving)
+    try:
+        names = [n for (n,) in con.execute("select table_name from information_schema.tables "
+                                           "where table_name not like 'publish%' order by table_name").fetchall()]
+        catalog = con.execute("select current_database()").fetchone()[0]
+        return {n: _row_totals(con, f'main."{n}"', catalog, "main", n) for n in names}
+    finally:
+        con.close()
+
+
+def warehouse_totals(warehouse: Path, names) -> dict[str, tuple]:
+    """The same figures for the warehouse relations of the same names."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {}
+        for n in names:
+            schema = "main_history" if n.startswith("hist_") else "main"
+            out[n] = _row_totals(con, f'{schema}."{n}"', con.execute("select current_database()").fetchone()[0],
+                                 schema, n)
         return out
     finally:
         con.close()
@@ -109,6 +144,14 @@ def test_archive_rebuild_and_restore_keep_history_identical(history_build, tmp_p
     assert not failed_tests(target)
     assert history_totals(wh) == before
     assert hot_rows(wh, "fct_recon_results", "bill_date", cutoff) == 0
+
+    # publish serves the hot facts as views over their hist_ copy: every served relation still equals the
+    # warehouse's, row for row, with partitions archived
+    serving = tmp_path / "serving" / "tally.duckdb"
+    publish(wh, serving, target=target, data_dir=data)
+    served = served_totals(serving)
+    assert {"fct_recon_results", "fct_journal_lines", "hist_recon_results"} <= set(served)
+    assert served == warehouse_totals(wh, served)
 
     # restore one day of each model: hot again, history unchanged, and the next archive moves it again
     for model, column in (("fct_recon_results", "bill_date"), ("fct_journal_lines", "posted_on")):
