@@ -52,45 +52,28 @@ ambiguous as (
     where is_ambiguous
 ),
 
-sides as (
-    -- matched pairs
+-- Each channel line with the pass that paired it, then one full outer join with our records on the paired id:
+-- a pair meets its record, an unpaired line or record stays one-sided (its null id matches nothing). Each wide
+-- table is read once, so neither is materialised twice.
+channel_lines_paired as (
     select
-        p.recon_stream,
+        c.*,
+        p.recon_stream as pair_recon_stream,
         p.match_rule,
         p.pass_no,
-        p.channel_line_id,
-        p.internal_record_id
-    from pairs as p
-    union all
-    -- channel lines no pass paired
-    select
-        c.recon_stream,
-        cast(null as {{ dbt.type_string() }}) as match_rule,
-        cast(null as integer) as pass_no,
-        c.channel_line_id,
-        cast(null as {{ dbt.type_string() }}) as internal_record_id
+        p.internal_record_id as paired_internal_record_id
     from channel_lines_keyed as c
-    where c.channel_line_id not in (select pairs.channel_line_id from pairs)
-    union all
-    -- our records no pass paired
-    select
-        i.recon_stream,
-        cast(null as {{ dbt.type_string() }}) as match_rule,
-        cast(null as integer) as pass_no,
-        cast(null as {{ dbt.type_string() }}) as channel_line_id,
-        i.internal_record_id
-    from internal_records_keyed as i
-    where i.internal_record_id not in (select pairs.internal_record_id from pairs)
+    left join pairs as p on c.channel_line_id = p.channel_line_id
 ),
 
 joined as (
     select
-        sides.recon_stream,
-        sides.match_rule,
-        sides.pass_no,
-        sides.channel_line_id,
-        sides.internal_record_id,
-        (sides.channel_line_id is not null and sides.internal_record_id is not null) as is_pair,
+        coalesce(c.pair_recon_stream, c.recon_stream, i.recon_stream) as recon_stream,
+        c.match_rule,
+        c.pass_no,
+        c.channel_line_id,
+        i.internal_record_id,
+        (c.channel_line_id is not null and i.internal_record_id is not null) as is_pair,
         coalesce(c.channel, i.channel) as channel,
         coalesce(c.row_kind, i.row_kind) as row_kind,
         coalesce(c.bill_date, i.bill_date) as bill_date,
@@ -131,14 +114,14 @@ joined as (
             else i.known_on
         end as both_seen_on,
         -- stable across runs and file re-issues: what an analyst's disposition points at
-        sides.recon_stream || '|' || coalesce(c.unique_business_key, i.unique_business_key) as recon_key,
+        coalesce(c.pair_recon_stream, c.recon_stream, i.recon_stream) || '|'
+        || coalesce(c.unique_business_key, i.unique_business_key) as recon_key,
         (
-            sides.channel_line_id in (select a.channel_line_id from ambiguous as a)
-            or sides.internal_record_id in (select a.internal_record_id from ambiguous as a)
+            c.channel_line_id in (select a.channel_line_id from ambiguous as a)
+            or i.internal_record_id in (select a.internal_record_id from ambiguous as a)
         ) as is_ambiguous
-    from sides
-    left join channel_lines_keyed as c on sides.channel_line_id = c.channel_line_id
-    left join internal_records_keyed as i on sides.internal_record_id = i.internal_record_id
+    from channel_lines_paired as c
+    full outer join internal_records_keyed as i on c.paired_internal_record_id = i.internal_record_id
 ),
 
 compared as (
