@@ -161,7 +161,8 @@ def engine_floor(warehouse: Path) -> dict:
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("set threads = 2")
-        con.execute("set memory_limit = '8GB'")  # what the dbt profile gives DuckDB
+        # what the dbt profile gives DuckDB
+        con.execute("set memory_limit = ?", [os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", "8GB")])
         con.execute("set preserve_insertion_order = false")
         t0, cpu0 = time.perf_counter(), _self_cpu()
         con.execute(ENGINE_FLOOR_SQL)

@@ -70,6 +70,8 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
         stale.unlink(missing_ok=True)
     con = duckdb.connect()
     try:
+        # the same ceiling as the dbt profile's, so publishing a big day spills instead of taking the machine
+        con.execute("set memory_limit = ?", [os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", "8GB")])
         if data_dir is not None:
             con.execute("set file_search_path = ?", [str(Path(data_dir).resolve())])
         con.execute(f"attach '{Path(warehouse).as_posix()}' as wh (read_only)")

@@ -435,10 +435,9 @@ def _lines_bytes(con: duckdb.DuckDBPyConnection, sql: str, eol: str = "\n") -> s
     col = tbl.column("line")
     if len(col) == 0:
         return ""
-    arr = col.combine_chunks()
-    if pa.types.is_string_view(arr.type):
-        arr = arr.cast(pa.large_string())
-    arr = pc.binary_join_element_wise(arr, "", eol)  # line + eol
+    # large_string before combining: a 20M-line dump is more than the 2 GiB a string array's 32-bit offsets hold
+    arr = col.cast(pa.large_string()).combine_chunks()
+    arr = pc.binary_join_element_wise(arr, pa.scalar("", pa.large_string()), pa.scalar(eol, pa.large_string()))
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
     start, end = offsets[arr.offset], offsets[arr.offset + len(arr)]
     return arr.buffers()[2].to_pybytes()[start:end].decode("utf-8")
