@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -379,6 +380,10 @@ create or replace macro payer_name(seq) as
 def _connect(world: dict[str, pa.Table], p: WorldParams) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("set threads to 2")
+    # a 20M-trade world's working tables outgrow memory: DuckDB spills them instead of taking the machine (its
+    # default is 80 % of RAM, on top of the Arrow tables Python holds)
+    con.execute("set memory_limit = ?", [os.environ.get("TALLY_SIM_MEMORY_LIMIT", "6GB")])
+    con.execute("set temp_directory = ?", [os.path.join(tempfile.gettempdir(), f"tally-simulate-{os.getpid()}")])
     for stmt in _MACROS.split(";"):
         if stmt.strip():
             con.execute(stmt)
@@ -440,7 +445,7 @@ def _lines_bytes(con: duckdb.DuckDBPyConnection, sql: str, eol: str = "\n") -> s
     arr = pc.binary_join_element_wise(arr, pa.scalar("", pa.large_string()), pa.scalar(eol, pa.large_string()))
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
     start, end = offsets[arr.offset], offsets[arr.offset + len(arr)]
-    return arr.buffers()[2].to_pybytes()[start:end].decode("utf-8")
+    return arr.buffers()[2].slice(start, end - start).to_pybytes().decode("utf-8")  # one copy, not two
 
 
 WECHAT_ALL_HEADER = (
