@@ -402,8 +402,10 @@ def _connect(world: dict[str, pa.Table], p: WorldParams) -> duckdb.DuckDBPyConne
             case channel
                 when 'wechat' then '4200' || digits(pay_seq, 24)
                 when 'alipay' then strftime(make_timestamp(paid_s * 1000000), '%Y%m%d') || '22' || digits(pay_seq, 18)
+                -- a queryId is the second plus a 7-digit number unique within that second (pay_seq mod 10^7
+                -- repeated within a second past 10M payments a day)
                 else strftime(make_timestamp(paid_s * 1000000), '%Y%m%d%H%M%S')
-                     || lpad((pay_seq % 10000000)::varchar, 7, '0')
+                     || lpad((row_number() over (partition by paid_s order by pay_seq))::varchar, 7, '0')
             end as channel_serial,
             'o' || digits(payer_seq, 27) as payer_openid,
             (created_s - {day0}) // 86400 as created_day_idx
