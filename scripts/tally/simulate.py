@@ -693,8 +693,11 @@ def simulate(p: WorldParams, out: Path) -> dict:
         con.execute(f"delete from ref where merchant_idx = {mi} and channel = 'wechat' and bill_date = '{d}'")
         truth.append(_truth("empty_day", "wechat", d, merchants[mi]["wechat_mch_id"], "", ""))
 
-    _settlement_payouts(con, p, late, reissue)
-    _withdrawals(con, p, late, reissue)
+    # The re-issued bill corrects one payment line; every other line is the same in both versions and keeps the day
+    # it was first visible, so only that payment clears (or credits) on the re-issue day.
+    corrected = _reissue_corrected(con, merchants, reissue) if reissue else None
+    _settlement_payouts(con, p, late, corrected)
+    _withdrawals(con, p, late, corrected)
     balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
     for d in dates:
         deliver_day = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0))
@@ -788,13 +791,29 @@ def simulate(p: WorldParams, out: Path) -> dict:
     return summary
 
 
+def _reissue_row(lines: list[str]) -> int | None:
+    """The detail line a re-issued WeChat bill corrects: its first payment (None when the bill has no payment)."""
+    pay_rows = [i for i, ln in enumerate(lines[1:-3], start=1) if ln.split(",")[9] == "`SUCCESS"]
+    return pay_rows[0] if pay_rows else None
+
+
+def _reissue_corrected(con, merchants: list[dict], reissue) -> tuple | None:
+    """(merchant_idx, channel, bill date, order id) of the payment the re-issued bill corrects, from the bill the
+    delivery loop writes (the same query, so the same bytes); None when there is nothing to re-issue."""
+    mi, channel, d = reissue
+    rows = f"select * from ({_channel_lines_sql(channel)}) where merchant_idx = {mi} and bill_date = '{d}'"
+    legacy = next(bool(m["wechat_legacy"]) for m in merchants if m["merchant_idx"] == mi)
+    lines = _wechat_bill(con, rows, legacy).split("\n")
+    i = _reissue_row(lines)
+    return None if i is None else (mi, channel, d, lines[i].split(",")[6].lstrip("`"))
+
+
 def _reissue_original(text: str, legacy: bool) -> bytes | None:
     """The wrong first delivery of a re-issued WeChat bill: one payment 1.00 yuan too high, totals to match."""
     lines = text.split("\n")
-    pay_rows = [i for i, ln in enumerate(lines[1:-3], start=1) if ln.split(",")[9] == "`SUCCESS"]
-    if not pay_rows:
+    i = _reissue_row(lines)
+    if i is None:
         return None
-    i = pay_rows[0]
     cells = lines[i].split(",")
     bump = lambda c: "`" + _yuan_py(_fen_py(c[1:]) + 100)  # noqa: E731
     cells[12] = bump(cells[12])
@@ -872,16 +891,23 @@ def business_days() -> list[dt.date]:
     return [dt.date.fromisoformat(r.split(",")[0]) for r in rows if r.split(",")[1] == "true"]
 
 
-def _known_shift(a: str, late, reissue) -> str:
-    """SQL: the days after its bill date that a channel line of table alias `a` becomes known. A channel file becomes
-    known the day after it is delivered minus one: the late and the re-issued file later."""
-    shifted = [(f, n) for f, n in ((late, 2), (reissue, 1)) if f]
-    cases = " ".join(f"when {a}.merchant_idx = {f[0]} and {a}.channel = '{f[1]}' and {a}.bill_date = '{f[2]}' "
-                     f"then {n}" for f, n in shifted)
-    return f"(case {cases} else 0 end)" if cases else "0"
+def _known_shift(a: str, late, corrected, payment: bool = True) -> str:
+    """SQL: the days after its bill date that a channel line of table alias `a` (a payment, or a refund when not
+    `payment`) becomes known. A channel file becomes known the day after it is delivered minus one: the late file two
+    days later. Of a re-issued bill only the payment it corrects is new (a day later); its other lines are the same
+    in both versions and were known from the first."""
+    cases = []
+    if late:
+        cases.append(f"when {a}.merchant_idx = {late[0]} and {a}.channel = '{late[1]}' and {a}.bill_date = '{late[2]}' "
+                     "then 2")
+    if corrected and payment:
+        mi, channel, d, order_id = corrected
+        cases.append(f"when {a}.merchant_idx = {mi} and {a}.channel = '{channel}' and {a}.bill_date = '{d}' "
+                     f"and {a}.order_id = '{order_id}' then 1")
+    return f"(case {' '.join(cases)} else 0 end)" if cases else "0"
 
 
-def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
+def _settlement_payouts(con, p: WorldParams, late, corrected) -> None:
     """Clear, batch and pay out, as the warehouse should: tables `cleared` (one row per line that clears, with our
     fee and its clearing day), `batches` (per merchant and clearing day, due T+N business days later) and
     `w_payouts` (the payouts of the batches due inside the world; a failed or returned one is sent again on the
@@ -897,8 +923,8 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
     )
     kinds = ", ".join(f"'{k}'" for k in CLEARING_KINDS)
 
-    def known_shift(a: str) -> str:
-        return _known_shift(a, late, reissue)
+    def known_shift(a: str, payment: bool = True) -> str:
+        return _known_shift(a, late, corrected, payment)
 
     day0 = _day_seconds(p.start_date)
     con.execute(
@@ -919,7 +945,7 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
         )
         select merchant_id, merchant_idx, cleared_on, amount_fen, fee_fen, 'payment' as kind from fees
         union all
-        select f.merchant_id, f.merchant_idx, r.bill_date + {known_shift('r')}::int,
+        select f.merchant_id, f.merchant_idx, r.bill_date + {known_shift('r', payment=False)}::int,
                -r.amount_fen, -((2 * f.fee_fen * r.amount_fen + f.amount_fen) // (2 * f.amount_fen)), 'refund'
         from ref as r inner join fees as f using (pay_seq)
         where r.channel_status = 'SUCCESS'
@@ -994,7 +1020,7 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
     con.unregister("w_payouts_arrow")
 
 
-def _withdrawals(con, p: WorldParams, late, reissue) -> None:
+def _withdrawals(con, p: WorldParams, late, corrected) -> None:
     """Merchants' withdrawals (提现) from their prepaid balance, appended to `w_payouts`: they go out through the same
     bank payout channel as settlement payouts, with no settlement batch and business type WITHDRAWAL.
 
@@ -1007,7 +1033,7 @@ def _withdrawals(con, p: WorldParams, late, reissue) -> None:
         f"""
         create or replace temp table prepaid_credits as
         select p.merchant_id, p.merchant_idx, 'online' as kind, p.amount_fen,
-               greatest(p.bill_date + {_known_shift('p', late, reissue)}::int,
+               greatest(p.bill_date + {_known_shift('p', late, corrected)}::int,
                         (make_timestamp(p.created_s * 1000000))::date) as credited_on
         from pay as p
         where p.biz_type = 'RECHARGE' and p.in_internal and p.in_channel and p.anomaly = ''
