@@ -30,8 +30,9 @@ LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(202
 SEEDS_DIR = PROJECT_DIR / "seeds"
 # the clearing and ledger data tests (INV-13..15, INV-17..22); the generic tests of the marts' yml are not selected
 SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
-# INV-13, INV-14, INV-15, INV-17..INV-22, the bank balance assertion and INV-20 for unreconciled funds (dispositions)
-N_TESTS = 11
+# INV-13, INV-14, INV-15 (batches, lines cleared at most once), INV-17..INV-22, the bank balance assertion and INV-20
+# for unreconciled funds (dispositions)
+N_TESTS = 12
 
 
 def _seed(name: str) -> list[dict[str, str]]:
@@ -81,6 +82,7 @@ def _journal(where: str) -> str:
 
 def _cleared(where: str) -> str:
     return f"(select min(recon_key) from main.fct_cleared_lines where {where})"
+
 
 
 
@@ -225,6 +227,14 @@ CORRUPTIONS = {
         "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_failed'"),
         {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
         rows=2,
+    ),
+    # INV-15 (never twice): a cleared payment cleared again under a new id while its first clearing stands; its batch
+    # no longer adds up either
+    "line_cleared_twice": Corruption(
+        "insert into main.fct_cleared_lines select * replace (cleared_line_id || '@20240301' as cleared_line_id) "
+        "from main.fct_cleared_lines where cleared_line_id = " + _cleared("row_kind = 'payment'").replace(
+            "min(recon_key)", "min(cleared_line_id)"),
+        {"assert_lines_clear_at_most_once", "assert_each_cleared_line_in_one_batch"},
     ),
     # INV-15: a cleared line moved into another merchant's batch: both batches' counts and amounts are off
     "cleared_line_moved_batch": Corruption(

@@ -1,7 +1,7 @@
 /*
     One row per merchant settlement batch (结算批次): a merchant's net of one clearing day, due on the T+N-th
     business day after it (merchants.settlement_cycle_days, business_calendar with holidays and make-up workdays).
-    Each cleared line belongs to exactly one batch (fct_cleared_lines.settlement_batch_id). Its payouts, as the
+    Each clearing entry belongs to exactly one batch (fct_cleared_lines.settlement_batch_id). Its payouts, as the
     bank's payout result files report them, say whether it is paid, in transit, or waits for a new payout after a
     failure or a return (requeued).
 */
@@ -50,7 +50,7 @@ select
     clearing.cleared_on,
     merchants.settlement_cycle_days,
     following.calendar_date as due_on,
-    clearing.payments + clearing.refunds as line_count,
+    clearing.lines as line_count,
     clearing.net_fen as amount_fen,
     coalesce(payouts.payouts, 0) as payouts,
     coalesce(payouts.paid_fen, 0) as paid_fen,
