@@ -962,18 +962,26 @@ def _settlement_payouts(con, p: WorldParams, late, corrected) -> None:
         """
     ).fetchall()
     rows = []
+    # A day whose refunds exceed its payments nets negative: that batch pays nothing and the merchant's next batches
+    # pay only what is left after the shortfall (carried forward, never taken from the prepaid balance). Each batch
+    # pays the rise of the merchant's running net above its highest point so far (at least 0).
+    net_so_far: dict[str, int] = {}
+    payable_so_far: dict[str, int] = {}
     for mid, mi, cleared_on, cycle, net in batches:
         after = [d for d in days if d > cleared_on]
         if len(after) < cycle:
             raise ValueError(f"seeds/business_calendar.csv ends before {cleared_on} + {cycle} business days")
         due = after[cycle - 1]
-        rows.append((f"SB{mid}{cleared_on:%Y%m%d}", mid, mi, cleared_on, due, int(net)))
+        net_so_far[mid] = net_so_far.get(mid, 0) + int(net)
+        before = payable_so_far.get(mid, 0)
+        payable_so_far[mid] = max(before, net_so_far[mid])
+        rows.append((f"SB{mid}{cleared_on:%Y%m%d}", mid, mi, cleared_on, due, int(net), payable_so_far[mid] - before))
     con.execute("create or replace temp table batches (settlement_batch_id varchar, merchant_id varchar, "
-                "merchant_idx bigint, cleared_on date, due_on date, amount_fen bigint)")
+                "merchant_idx bigint, cleared_on date, due_on date, amount_fen bigint, payable_fen bigint)")
     if rows:
-        con.executemany("insert into batches values (?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("insert into batches values (?, ?, ?, ?, ?, ?, ?)", rows)
     # Payouts: batches due inside the world with money to pay, submitted on the due day.
-    due = [r for r in rows if first <= r[4] <= last and r[5] > 0]
+    due = [r for r in rows if first <= r[4] <= last and r[6] > 0]
     rng = np.random.default_rng(p.seed + 2)
     n = len(due)
     day_idx = np.array([(r[4] - first).days for r in due], dtype=np.int64)
@@ -997,7 +1005,7 @@ def _settlement_payouts(con, p: WorldParams, late, corrected) -> None:
             again.append((i, world_days[nxt]))
     batch_ids = [r[0] for r in due] + [due[i][0] for i, _ in again]
     merchant_idx = [r[2] for r in due] + [due[i][2] for i, _ in again]
-    amounts = [r[5] for r in due] + [due[i][5] for i, _ in again]
+    amounts = [r[6] for r in due] + [due[i][6] for i, _ in again]
     all_days = np.concatenate([day_idx, np.array([d for _, d in again], dtype=np.int64)])
     n_all = len(batch_ids)
     payouts = pa.table(
@@ -1140,17 +1148,18 @@ def _merchant_clearing_truth(con, path: Path) -> None:
 
 
 def _settlement_truth(con, path: Path) -> None:
-    """Each settlement batch: what it owes and what its payouts paid by the end of the world."""
+    """Each settlement batch: its net, what it pays (after a shortfall carried in) and what its payouts paid by the
+    end of the world."""
     rows = con.execute(
         """
-        select b.settlement_batch_id, b.merchant_id, b.cleared_on, b.due_on, b.amount_fen,
+        select b.settlement_batch_id, b.merchant_id, b.cleared_on, b.due_on, b.amount_fen, b.payable_fen,
                coalesce(sum(p.amount_fen) filter (where p.outcome = 'S' and p.return_day_idx < 0), 0) as paid_fen
         from batches as b left join w_payouts as p using (settlement_batch_id)
         group by all order by b.settlement_batch_id
         """
     ).fetchall()
     with open(path, "w", encoding="utf-8") as f:
-        f.write("settlement_batch_id,merchant_id,cleared_on,due_on,amount_fen,paid_fen\n")
+        f.write("settlement_batch_id,merchant_id,cleared_on,due_on,amount_fen,payable_fen,paid_fen\n")
         for r in rows:
             f.write(",".join(str(x) for x in r) + "\n")
 

@@ -91,7 +91,7 @@ def corrected_lake(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Lake
 
 
 def _batch(build: Build, batch_id: str) -> dict:
-    row = query(build.warehouse, """select line_count, amount_fen, amount_fen, paid_fen, batch_status
+    row = query(build.warehouse, """select line_count, amount_fen, payable_fen, paid_fen, batch_status
                                     from main.fct_settlement_batches where settlement_batch_id = ?""", [batch_id])
     assert len(row) == 1, batch_id
     return dict(zip(["line_count", "amount_fen", "payable_fen", "paid_fen", "batch_status"], row[0], strict=True))
@@ -173,7 +173,8 @@ def test_a_reissue_that_changes_cleared_lines_after_their_batch_was_paid_posts_r
 ):
     """M0003's bill of D0 re-issued after SBM000320240304 was paid: the batch keeps every line and its amount; the
     two changed lines are reversed in the batch of D3 (the day the re-issue is visible); the one that still agrees
-    with our record clears again there, under an id of its own; the one that no longer agrees is held as a break."""
+    with our record clears again there, under an id of its own; the one that no longer agrees is held as a break.
+    D3's batch holds only those corrections and nets negative: it pays nothing and carries the shortfall."""
     before = lake.build(D2, "d2")  # the corrected file is delivered on D3 + 1: unknown as of D2
     after = corrected_lake.build(D3, "d3")
     closing = corrected_lake.build(closing_as_of(lake.world), "close")
@@ -184,12 +185,12 @@ def test_a_reissue_that_changes_cleared_lines_after_their_batch_was_paid_posts_r
         got = _batch(later, batch)
         assert (got["line_count"], got["amount_fen"], got["payable_fen"], got["paid_fen"]) == (
             paid["line_count"], paid["amount_fen"], paid["payable_fen"], paid["paid_fen"])
-    # everything cleared, and what clearing, recharges, held lines and payouts journaled up to D2, is as it
+    # everything cleared, and what clearing, recharges, held lines, payouts and carries journaled up to D2, is as it
     # was posted. (The bank statement's own journals are not: the channel's settlement credit for M0003's WeChat bill
     # of D0 agreed with the first version and no longer agrees with the re-issued one, so that statement line turns
     # from a settlement receipt into an unreconciled credit on its own day; grouped matching is all or nothing.)
     assert _cleared_through(after, D2) == _cleared_through(before, D2) == _cleared_through(closing, D2)
-    families = ("CLR", "BRK", "RCO", "PFZ", "PFL", "WFZ", "WFL")
+    families = ("CLR", "BRK", "RCO", "PFZ", "PFL", "WFZ", "WFL", "SCF")
     assert _journal_through(after, D2, families) == _journal_through(before, D2, families) \
         == _journal_through(closing, D2, families)
 
@@ -219,7 +220,17 @@ def test_a_reissue_that_changes_cleared_lines_after_their_batch_was_paid_posts_r
     open_now = _open_clearings(closing)
     assert open_now[changed["time"]] == 1 and open_now[changed["amount"]] == 0
     assert set(open_now.values()) <= {0, 1}
-    # D3's batch holds the three corrections
-    assert _batch(closing, f"SBM0003{D3:%Y%m%d}")["line_count"] == 3
-    # the invariants (balanced journals, trial balance, each line cleared at most once, traceability) hold
+    # D3's batch is the three corrections; it nets negative, pays nothing and carries the shortfall out (the merchant
+    # owes it: 1123, not a negative payable)
+    corrections = _batch(closing, f"SBM0003{D3:%Y%m%d}")
+    net = entries["amount"][1][4] - entries["amount"][1][5]  # the reversal's amount less its fee, negative
+    assert (corrections["line_count"], corrections["amount_fen"], corrections["payable_fen"]) == (3, net, 0) and net < 0
+    assert corrections["batch_status"] == "carried_forward"
+    assert query(closing.warehouse, """select carried_out_fen from main.fct_settlement_batches
+                                      where settlement_batch_id = ?""", [f"SBM0003{D3:%Y%m%d}"]) == [(net,)]
+    owed = query(closing.warehouse, """select sum(debit_fen - credit_fen) from main.fct_journal_lines
+                                      where account_code = '1123' and sub_account = 'M0003'""")
+    assert owed == [(-net,)]
+    # the invariants (balanced journals, trial balance, payable never negative, each line cleared at most once,
+    # traceability) hold
     _clearing_and_ledger_tests_pass(closing, tmp_path / "target")

@@ -9,6 +9,8 @@
       earlier version posted, and that journal is reversed (`/reversal`, the same legs the other way) on the day the
       re-issue became visible; the changed line then posts again as what it now is, under an id of its own
       (`@yyyymmdd`). Lines the re-issue repeats unchanged keep their entries as they were.
+    - SCF (settlement carry-forward): a batch that nets negative pays nothing; the shortfall moves from the merchant
+      payable to a receivable from the merchant (1123) until a later batch recovers it (fct_settlement_batches).
     - OPN: the bank account's balance before the first statement Tally has, from that statement.
     - Every line of our bank statement moves the bank account: STL a channel settlement (out of the channel
       receivable), PDB a payout leaving (out of payouts in transit), PRT a payout returned (退票, back to the
@@ -105,6 +107,10 @@ held_lines as (
             -1 as entry_sign
     ) as entry
     where s.outcome = 'held'
+),
+
+batches as (
+    select * from {{ ref('fct_settlement_batches') }}
 ),
 
 -- what each payout is for: a settlement batch (merchant payable) or a withdrawal from the prepaid balance
@@ -378,6 +384,24 @@ movements as (
         internal_line_no as source_line_no
     from payout_events
     where internal_status = 'FAILED'
+    union all
+    -- a batch's shortfall (net below what it carried in) to or from the receivable from the merchant
+    select
+        'SCF:' || settlement_batch_id as journal_id,
+        'settlement_carry_forward' as journal_type,
+        cleared_on as posted_on,
+        1 as movement_no,
+        '1123' as debit_account,
+        merchant_id as debit_sub,
+        '2202' as credit_account,
+        merchant_id as credit_sub,
+        carried_in_fen - carried_out_fen as amount_fen,
+        cast(null as date) as channel_bill_date,
+        'settlement_batch|' || settlement_batch_id as source_recon_key,
+        cast(null as {{ dbt.type_string() }}) as source_file_version_id,
+        cast(null as bigint) as source_line_no
+    from batches
+    where carried_in_fen <> carried_out_fen
 ),
 
 -- what each break holds in unreconciled funds (BRK and UNR put it there)

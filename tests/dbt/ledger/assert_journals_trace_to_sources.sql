@@ -1,10 +1,11 @@
 -- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each reconciled
 -- online recharge (RCO), each channel line that moved money without clearing (BRK), each bank statement line (STL,
 -- PDB, PRT, WDB, WRT, RCG or UNR), each payout or withdrawal we requested (PFZ, WFZ) and each that failed (PFL, WFL),
--- each accepted disposition that moves money (DSP), and each line a re-issued bill superseded that had cleared, been
--- credited or held (its CLR, RCO or BRK, and the reversal: same family); every journal points back at a fact that
--- exists (a superseded line at its fact or its superseded state, the opening balance OPN at the statement line it
--- comes from), and all legs of one journal point at the same fact.
+-- each accepted disposition that moves money (DSP), each batch that carries a shortfall in or out (SCF), and each
+-- line a re-issued bill superseded that had cleared, been credited or held (its CLR, RCO or BRK, and the reversal:
+-- same family); every journal points back at a fact that exists (a superseded line at its fact or its superseded
+-- state, a carry-forward at its batch, the opening balance OPN at the statement line it comes from), and all legs of
+-- one journal point at the same fact.
 with
 
 facts as (
@@ -15,10 +16,18 @@ superseded as (
     select * from {{ ref('int_recon__superseded_trade_lines') }}
 ),
 
+carrying_batches as (
+    select 'settlement_batch|' || settlement_batch_id as source_recon_key
+    from {{ ref('fct_settlement_batches') }}
+    where carried_in_fen <> carried_out_fen
+),
+
 sources as (
     select recon_key as source_recon_key from facts
     union all
     select recon_key as source_recon_key from superseded
+    union all
+    select source_recon_key from carrying_batches
 ),
 
 recharge_orders as (
@@ -91,6 +100,11 @@ expected as (
     where
         outcome in ('cleared', 'credited')
         or (outcome = 'held' and channel_amount_fen - coalesce(channel_fee_fen, 0) <> 0)
+    union all
+    select
+        source_recon_key,
+        'SCF' as family
+    from carrying_batches
     union all
     select
         recon_key as source_recon_key,
