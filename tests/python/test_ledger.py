@@ -1,6 +1,6 @@
 """Clearing, settlement and the double-entry ledger: fault injection for the clearing and ledger data tests
-(INV-13..15, INV-17..22 and the bank balance assertion), business checks on a clean closing build, and the merchant
-clearing ground truth.
+(INV-13..15, INV-17..22, INV-24 and the bank balance assertion), business checks on a clean closing build, and the
+merchant clearing ground truth.
 
 One anomaly-rich world is simulated, landed and built (models and seeds) once per module, as of its closing date. It
 starts on 2024-02-08, so its clearing days run into the Spring Festival holiday (2024-02-10..17) and the T+N
@@ -28,11 +28,12 @@ from tally.simulate import merchant_directory, simulate
 
 LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(2024, 2, 8))
 SEEDS_DIR = PROJECT_DIR / "seeds"
-# the clearing and ledger data tests (INV-13..15, INV-17..22); the generic tests of the marts' yml are not selected
+# the clearing and ledger data tests (INV-13..15, INV-17..22, INV-24); the generic tests of the marts' yml are not
+# selected
 SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
-# INV-13, INV-14, INV-15 (batches, lines cleared at most once, shortfalls carried forward), INV-17..INV-22, the bank
-# balance assertion and INV-20 for unreconciled funds (dispositions)
-N_TESTS = 13
+# INV-13, INV-14, INV-15 (batches, lines cleared at most once, shortfalls carried forward), INV-17..INV-22, INV-24,
+# the bank balance assertion and INV-20 for unreconciled funds (dispositions)
+N_TESTS = 14
 
 
 def _seed(name: str) -> list[dict[str, str]]:
@@ -83,6 +84,11 @@ def _journal(where: str) -> str:
 def _cleared(where: str) -> str:
     return f"(select min(recon_key) from main.fct_cleared_lines where {where})"
 
+
+# statement debits reconciled to a settlement payout (PDB): `{}` is what to select from them
+_PAID_PAYOUTS = ("select {} from main.fct_recon_results where recon_stream = 'bank_statement' and row_kind = 'payout' "
+                 "and break_type = 'matched' and recon_key in (select source_recon_key from main.fct_journal_lines "
+                 "where journal_type = 'payout_debit')")
 
 
 
@@ -216,10 +222,11 @@ CORRUPTIONS = {
         {"assert_journals_trace_to_sources", "assert_balances_equal_entries"}, {"assert_channel_receivable_settles"},
         rows=4,  # two movements: the recharge and the channel's cost
     ),
-    # INV-22: a withdrawal whose freeze was never booked
+    # INV-22: a withdrawal whose freeze was never booked; the bank's debit (or the unfreeze) then resolves a freeze
+    # that does not exist (INV-24)
     "withdrawal_freeze_missing": Corruption(
         "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_freeze'"),
-        {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
+        {"assert_journals_trace_to_sources", "assert_balances_equal_entries", "assert_freezes_resolve_at_most_once"},
         rows=2,
     ),
     # INV-22: a withdrawal the bank refused but whose balance was never unfrozen
@@ -227,6 +234,14 @@ CORRUPTIONS = {
         "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_failed'"),
         {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
         rows=2,
+    ),
+    # INV-24: our statement's debit for one settlement payout is traced to another payout (a mis-paired bank line):
+    # that payout is now debited twice, resolved more than once; the journal itself is untouched
+    "payout_resolved_twice": Corruption(
+        "update main.fct_recon_results set payout_id = (" + _PAID_PAYOUTS.format("max(payout_id)") + ") "
+        "where recon_key = (" + _PAID_PAYOUTS.format("min(recon_key)") + " and payout_id <> ("
+        + _PAID_PAYOUTS.format("max(payout_id)") + "))",
+        {"assert_freezes_resolve_at_most_once"},
     ),
     # INV-15 (never twice): a cleared payment cleared again under a new id while its first clearing stands; its batch
     # no longer adds up either

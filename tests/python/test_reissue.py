@@ -125,7 +125,7 @@ def _open_clearings(build: Build) -> dict[str, int]:
 def _clearing_and_ledger_tests_pass(build: Build, target: Path) -> None:
     dbt(["test", *SELECT, *dbt_vars(build.as_of)], build.data, build.warehouse, target_path=target, quiet=True)
     statuses = data_test_statuses(target)
-    assert "assert_lines_clear_at_most_once" in statuses
+    assert "assert_lines_clear_at_most_once" in statuses and "assert_freezes_resolve_at_most_once" in statuses
     assert {t for t, s in statuses.items() if s not in ("pass", "warn")} == set()
 
 
@@ -232,5 +232,5 @@ def test_a_reissue_that_changes_cleared_lines_after_their_batch_was_paid_posts_r
                                       where account_code = '1123' and sub_account = 'M0003'""")
     assert owed == [(-net,)]
     # the invariants (balanced journals, trial balance, payable never negative, each line cleared at most once,
-    # traceability) hold
+    # traceability, freezes) hold
     _clearing_and_ledger_tests_pass(closing, tmp_path / "target")
