@@ -2,9 +2,10 @@
 
 Every injected anomaly must come out as the break type (and proposed disposition) the ground truth names, and every
 break in the facts must be explained by an anomaly: a break nobody injected is a false break. Each merchant's
-cleared totals must equal, to the fen, what the simulator computed it is owed, each settlement batch its amount,
-due date and what its payouts paid, and each merchant's prepaid balance in the ledger (online and offline recharges,
-withdrawals) what the simulator credited and paid. Run it on a build whose
+cleared totals must equal, to the fen, what the simulator computed it is owed, each settlement batch its net, due
+date, what it pays after a shortfall carried in from the merchant's earlier batches and what its payouts paid, and
+each merchant's prepaid balance in the ledger (online and offline recharges, withdrawals) what the simulator
+credited and paid. Run it on a build whose
 as-of date is past every suspense window (see `closing_as_of`), or one-sided anomalies are still in suspense.
 """
 
@@ -62,7 +63,7 @@ class Score:
                        f"{len(self.clearing)} merchants equal to the fen")
         if self.settlement:
             ok = sum(t == w for _, t, w in self.settlement)
-            out.append(f"settlement batches (merchant, cleared on, due on, amount, paid in fen): {ok} of "
+            out.append(f"settlement batches (merchant, cleared on, due on, net, payable, paid in fen): {ok} of "
                        f"{len(self.settlement)} batches equal")
         if self.prepaid:
             ok = sum(t == w for _, t, w in self.prepaid)
@@ -110,7 +111,7 @@ def score(world: Path, warehouse: Path) -> Score:
         batches = {
             r[0]: tuple(str(x) for x in r[1:])
             for r in con.sql(
-                "select settlement_batch_id, merchant_id, cleared_on, due_on, amount_fen, paid_fen "
+                "select settlement_batch_id, merchant_id, cleared_on, due_on, amount_fen, payable_fen, paid_fen "
                 "from main.fct_settlement_batches"
             ).fetchall()
         }

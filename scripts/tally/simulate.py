@@ -699,8 +699,11 @@ def simulate(p: WorldParams, out: Path) -> dict:
         con.execute(f"delete from ref where merchant_idx = {mi} and channel = 'wechat' and bill_date = '{d}'")
         truth.append(_truth("empty_day", "wechat", d, merchants[mi]["wechat_mch_id"], "", ""))
 
-    _settlement_payouts(con, p, late, reissue)
-    _withdrawals(con, p, late, reissue)
+    # The re-issued bill corrects one payment line; every other line is the same in both versions and keeps the day
+    # it was first visible, so only that payment clears (or credits) on the re-issue day.
+    corrected = _reissue_corrected(con, merchants, reissue) if reissue else None
+    _settlement_payouts(con, p, late, corrected)
+    _withdrawals(con, p, late, corrected)
     balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
     for d in dates:
         deliver_day = dt.datetime.combine(d + dt.timedelta(days=1), dt.time(10, 0))
@@ -794,13 +797,29 @@ def simulate(p: WorldParams, out: Path) -> dict:
     return summary
 
 
+def _reissue_row(lines: list[str]) -> int | None:
+    """The detail line a re-issued WeChat bill corrects: its first payment (None when the bill has no payment)."""
+    pay_rows = [i for i, ln in enumerate(lines[1:-3], start=1) if ln.split(",")[9] == "`SUCCESS"]
+    return pay_rows[0] if pay_rows else None
+
+
+def _reissue_corrected(con, merchants: list[dict], reissue) -> tuple | None:
+    """(merchant_idx, channel, bill date, order id) of the payment the re-issued bill corrects, from the bill the
+    delivery loop writes (the same query, so the same bytes); None when there is nothing to re-issue."""
+    mi, channel, d = reissue
+    rows = f"select * from ({_channel_lines_sql(channel)}) where merchant_idx = {mi} and bill_date = '{d}'"
+    legacy = next(bool(m["wechat_legacy"]) for m in merchants if m["merchant_idx"] == mi)
+    lines = _wechat_bill(con, rows, legacy).split("\n")
+    i = _reissue_row(lines)
+    return None if i is None else (mi, channel, d, lines[i].split(",")[6].lstrip("`"))
+
+
 def _reissue_original(text: str, legacy: bool) -> bytes | None:
     """The wrong first delivery of a re-issued WeChat bill: one payment 1.00 yuan too high, totals to match."""
     lines = text.split("\n")
-    pay_rows = [i for i, ln in enumerate(lines[1:-3], start=1) if ln.split(",")[9] == "`SUCCESS"]
-    if not pay_rows:
+    i = _reissue_row(lines)
+    if i is None:
         return None
-    i = pay_rows[0]
     cells = lines[i].split(",")
     bump = lambda c: "`" + _yuan_py(_fen_py(c[1:]) + 100)  # noqa: E731
     cells[12] = bump(cells[12])
@@ -878,16 +897,23 @@ def business_days() -> list[dt.date]:
     return [dt.date.fromisoformat(r.split(",")[0]) for r in rows if r.split(",")[1] == "true"]
 
 
-def _known_shift(a: str, late, reissue) -> str:
-    """SQL: the days after its bill date that a channel line of table alias `a` becomes known. A channel file becomes
-    known the day after it is delivered minus one: the late and the re-issued file later."""
-    shifted = [(f, n) for f, n in ((late, 2), (reissue, 1)) if f]
-    cases = " ".join(f"when {a}.merchant_idx = {f[0]} and {a}.channel = '{f[1]}' and {a}.bill_date = '{f[2]}' "
-                     f"then {n}" for f, n in shifted)
-    return f"(case {cases} else 0 end)" if cases else "0"
+def _known_shift(a: str, late, corrected, payment: bool = True) -> str:
+    """SQL: the days after its bill date that a channel line of table alias `a` (a payment, or a refund when not
+    `payment`) becomes known. A channel file becomes known the day after it is delivered minus one: the late file two
+    days later. Of a re-issued bill only the payment it corrects is new (a day later); its other lines are the same
+    in both versions and were known from the first."""
+    cases = []
+    if late:
+        cases.append(f"when {a}.merchant_idx = {late[0]} and {a}.channel = '{late[1]}' and {a}.bill_date = '{late[2]}' "
+                     "then 2")
+    if corrected and payment:
+        mi, channel, d, order_id = corrected
+        cases.append(f"when {a}.merchant_idx = {mi} and {a}.channel = '{channel}' and {a}.bill_date = '{d}' "
+                     f"and {a}.order_id = '{order_id}' then 1")
+    return f"(case {' '.join(cases)} else 0 end)" if cases else "0"
 
 
-def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
+def _settlement_payouts(con, p: WorldParams, late, corrected) -> None:
     """Clear, batch and pay out, as the warehouse should: tables `cleared` (one row per line that clears, with our
     fee and its clearing day), `batches` (per merchant and clearing day, due T+N business days later) and
     `w_payouts` (the payouts of the batches due inside the world; a failed or returned one is sent again on the
@@ -903,8 +929,8 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
     )
     kinds = ", ".join(f"'{k}'" for k in CLEARING_KINDS)
 
-    def known_shift(a: str) -> str:
-        return _known_shift(a, late, reissue)
+    def known_shift(a: str, payment: bool = True) -> str:
+        return _known_shift(a, late, corrected, payment)
 
     day0 = _day_seconds(p.start_date)
     con.execute(
@@ -925,7 +951,7 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
         )
         select merchant_id, merchant_idx, cleared_on, amount_fen, fee_fen, 'payment' as kind from fees
         union all
-        select f.merchant_id, f.merchant_idx, r.bill_date + {known_shift('r')}::int,
+        select f.merchant_id, f.merchant_idx, r.bill_date + {known_shift('r', payment=False)}::int,
                -r.amount_fen, -((2 * f.fee_fen * r.amount_fen + f.amount_fen) // (2 * f.amount_fen)), 'refund'
         from ref as r inner join fees as f using (pay_seq)
         where r.channel_status = 'SUCCESS'
@@ -942,18 +968,26 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
         """
     ).fetchall()
     rows = []
+    # A day whose refunds exceed its payments nets negative: that batch pays nothing and the merchant's next batches
+    # pay only what is left after the shortfall (carried forward, never taken from the prepaid balance). Each batch
+    # pays the rise of the merchant's running net above its highest point so far (at least 0).
+    net_so_far: dict[str, int] = {}
+    payable_so_far: dict[str, int] = {}
     for mid, mi, cleared_on, cycle, net in batches:
         after = [d for d in days if d > cleared_on]
         if len(after) < cycle:
             raise ValueError(f"seeds/business_calendar.csv ends before {cleared_on} + {cycle} business days")
         due = after[cycle - 1]
-        rows.append((f"SB{mid}{cleared_on:%Y%m%d}", mid, mi, cleared_on, due, int(net)))
+        net_so_far[mid] = net_so_far.get(mid, 0) + int(net)
+        before = payable_so_far.get(mid, 0)
+        payable_so_far[mid] = max(before, net_so_far[mid])
+        rows.append((f"SB{mid}{cleared_on:%Y%m%d}", mid, mi, cleared_on, due, int(net), payable_so_far[mid] - before))
     con.execute("create or replace temp table batches (settlement_batch_id varchar, merchant_id varchar, "
-                "merchant_idx bigint, cleared_on date, due_on date, amount_fen bigint)")
+                "merchant_idx bigint, cleared_on date, due_on date, amount_fen bigint, payable_fen bigint)")
     if rows:
-        con.executemany("insert into batches values (?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("insert into batches values (?, ?, ?, ?, ?, ?, ?)", rows)
     # Payouts: batches due inside the world with money to pay, submitted on the due day.
-    due = [r for r in rows if first <= r[4] <= last and r[5] > 0]
+    due = [r for r in rows if first <= r[4] <= last and r[6] > 0]
     rng = np.random.default_rng(p.seed + 2)
     n = len(due)
     day_idx = np.array([(r[4] - first).days for r in due], dtype=np.int64)
@@ -977,7 +1011,7 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
             again.append((i, world_days[nxt]))
     batch_ids = [r[0] for r in due] + [due[i][0] for i, _ in again]
     merchant_idx = [r[2] for r in due] + [due[i][2] for i, _ in again]
-    amounts = [r[5] for r in due] + [due[i][5] for i, _ in again]
+    amounts = [r[6] for r in due] + [due[i][6] for i, _ in again]
     all_days = np.concatenate([day_idx, np.array([d for _, d in again], dtype=np.int64)])
     n_all = len(batch_ids)
     payouts = pa.table(
@@ -1000,7 +1034,7 @@ def _settlement_payouts(con, p: WorldParams, late, reissue) -> None:
     con.unregister("w_payouts_arrow")
 
 
-def _withdrawals(con, p: WorldParams, late, reissue) -> None:
+def _withdrawals(con, p: WorldParams, late, corrected) -> None:
     """Merchants' withdrawals (提现) from their prepaid balance, appended to `w_payouts`: they go out through the same
     bank payout channel as settlement payouts, with no settlement batch and business type WITHDRAWAL.
 
@@ -1013,7 +1047,7 @@ def _withdrawals(con, p: WorldParams, late, reissue) -> None:
         f"""
         create or replace temp table prepaid_credits as
         select p.merchant_id, p.merchant_idx, 'online' as kind, p.amount_fen,
-               greatest(p.bill_date + {_known_shift('p', late, reissue)}::int,
+               greatest(p.bill_date + {_known_shift('p', late, corrected)}::int,
                         (make_timestamp(p.created_s * 1000000))::date) as credited_on
         from pay as p
         where p.biz_type = 'RECHARGE' and p.in_internal and p.in_channel and p.anomaly = ''
@@ -1120,17 +1154,18 @@ def _merchant_clearing_truth(con, path: Path) -> None:
 
 
 def _settlement_truth(con, path: Path) -> None:
-    """Each settlement batch: what it owes and what its payouts paid by the end of the world."""
+    """Each settlement batch: its net, what it pays (after a shortfall carried in) and what its payouts paid by the
+    end of the world."""
     rows = con.execute(
         """
-        select b.settlement_batch_id, b.merchant_id, b.cleared_on, b.due_on, b.amount_fen,
+        select b.settlement_batch_id, b.merchant_id, b.cleared_on, b.due_on, b.amount_fen, b.payable_fen,
                coalesce(sum(p.amount_fen) filter (where p.outcome = 'S' and p.return_day_idx < 0), 0) as paid_fen
         from batches as b left join w_payouts as p using (settlement_batch_id)
         group by all order by b.settlement_batch_id
         """
     ).fetchall()
     with open(path, "w", encoding="utf-8") as f:
-        f.write("settlement_batch_id,merchant_id,cleared_on,due_on,amount_fen,paid_fen\n")
+        f.write("settlement_batch_id,merchant_id,cleared_on,due_on,amount_fen,payable_fen,paid_fen\n")
         for r in rows:
             f.write(",".join(str(x) for x in r) + "\n")
 

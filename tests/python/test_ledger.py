@@ -1,6 +1,6 @@
 """Clearing, settlement and the double-entry ledger: fault injection for the clearing and ledger data tests
-(INV-13..15, INV-17..22 and the bank balance assertion), business checks on a clean closing build, and the merchant
-clearing ground truth.
+(INV-13..15, INV-17..22, INV-24 and the bank balance assertion), business checks on a clean closing build, and the
+merchant clearing ground truth.
 
 One anomaly-rich world is simulated, landed and built (models and seeds) once per module, as of its closing date. It
 starts on 2024-02-08, so its clearing days run into the Spring Festival holiday (2024-02-10..17) and the T+N
@@ -28,10 +28,12 @@ from tally.simulate import merchant_directory, simulate
 
 LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(2024, 2, 8))
 SEEDS_DIR = PROJECT_DIR / "seeds"
-# the clearing and ledger data tests (INV-13..15, INV-17..22); the generic tests of the marts' yml are not selected
+# the clearing and ledger data tests (INV-13..15, INV-17..22, INV-24); the generic tests of the marts' yml are not
+# selected
 SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
-# INV-13, INV-14, INV-15, INV-17..INV-22, the bank balance assertion and INV-20 for unreconciled funds (dispositions)
-N_TESTS = 11
+# INV-13, INV-14, INV-15 (batches, lines cleared at most once, shortfalls carried forward), INV-17..INV-22, INV-24,
+# the bank balance assertion and INV-20 for unreconciled funds (dispositions)
+N_TESTS = 14
 
 
 def _seed(name: str) -> list[dict[str, str]]:
@@ -81,6 +83,12 @@ def _journal(where: str) -> str:
 
 def _cleared(where: str) -> str:
     return f"(select min(recon_key) from main.fct_cleared_lines where {where})"
+
+
+# statement debits reconciled to a settlement payout (PDB): `{}` is what to select from them
+_PAID_PAYOUTS = ("select {} from main.fct_recon_results where recon_stream = 'bank_statement' and row_kind = 'payout' "
+                 "and break_type = 'matched' and recon_key in (select source_recon_key from main.fct_journal_lines "
+                 "where journal_type = 'payout_debit')")
 
 
 
@@ -214,10 +222,11 @@ CORRUPTIONS = {
         {"assert_journals_trace_to_sources", "assert_balances_equal_entries"}, {"assert_channel_receivable_settles"},
         rows=4,  # two movements: the recharge and the channel's cost
     ),
-    # INV-22: a withdrawal whose freeze was never booked
+    # INV-22: a withdrawal whose freeze was never booked; the bank's debit (or the unfreeze) then resolves a freeze
+    # that does not exist (INV-24)
     "withdrawal_freeze_missing": Corruption(
         "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_freeze'"),
-        {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
+        {"assert_journals_trace_to_sources", "assert_balances_equal_entries", "assert_freezes_resolve_at_most_once"},
         rows=2,
     ),
     # INV-22: a withdrawal the bank refused but whose balance was never unfrozen
@@ -225,6 +234,28 @@ CORRUPTIONS = {
         "delete from main.fct_journal_lines where journal_id = " + _journal("journal_type = 'withdrawal_failed'"),
         {"assert_journals_trace_to_sources", "assert_balances_equal_entries"},
         rows=2,
+    ),
+    # INV-24: our statement's debit for one settlement payout is traced to another payout (a mis-paired bank line):
+    # that payout is now debited twice, resolved more than once; the journal itself is untouched
+    "payout_resolved_twice": Corruption(
+        "update main.fct_recon_results set payout_id = (" + _PAID_PAYOUTS.format("max(payout_id)") + ") "
+        "where recon_key = (" + _PAID_PAYOUTS.format("min(recon_key)") + " and payout_id <> ("
+        + _PAID_PAYOUTS.format("max(payout_id)") + "))",
+        {"assert_freezes_resolve_at_most_once"},
+    ),
+    # INV-15 (never twice): a cleared payment cleared again under a new id while its first clearing stands; its batch
+    # no longer adds up either
+    "line_cleared_twice": Corruption(
+        "insert into main.fct_cleared_lines select * replace (cleared_line_id || '@20240301' as cleared_line_id) "
+        "from main.fct_cleared_lines where cleared_line_id = " + _cleared("row_kind = 'payment'").replace(
+            "min(recon_key)", "min(cleared_line_id)"),
+        {"assert_lines_clear_at_most_once", "assert_each_cleared_line_in_one_batch"},
+    ),
+    # INV-15 (carry): a batch pays a fen more than its net and what it carried in allow
+    "batch_pays_past_its_carry": Corruption(
+        "update main.fct_settlement_batches set payable_fen = payable_fen + 1 "
+        "where settlement_batch_id = (select min(settlement_batch_id) from main.fct_settlement_batches)",
+        {"assert_batches_carry_shortfalls_forward"},
     ),
     # INV-15: a cleared line moved into another merchant's batch: both batches' counts and amounts are off
     "cleared_line_moved_batch": Corruption(
@@ -367,15 +398,19 @@ def test_bank_account_holds_the_reconciled_settlement_credits_and_the_statement_
 def test_merchant_payable_is_the_settlement_batches_not_yet_paid(ledger_build: Build):
     """The merchant payable (2202) is credited with each batch's lines and debited when a payout goes out (frozen in
     2203 until the bank confirms; a failed or returned payout puts it back): per merchant, what is payable plus what
-    is in transit is the batches' amount less what their payouts paid."""
+    is in transit is what the batches pay less what their payouts paid. A shortfall a negative batch carries forward
+    is owed by the merchant (1123), not a negative payable."""
     b = ledger_build
     payable = _balances_at(b.warehouse, "2202", b.as_of)
     in_transit = _balances_at(b.warehouse, "2203", b.as_of)
+    owed = _balances_at(b.warehouse, "1123", b.as_of)
+    net: dict[str, int] = collections.defaultdict(int)
     amount: dict[str, int] = collections.defaultdict(int)
     paid: dict[str, int] = collections.defaultdict(int)
-    for merchant, fen, paid_fen in query(b.warehouse,
-                                         "select merchant_id, amount_fen, paid_fen from main.fct_settlement_batches"):
-        amount[merchant] += fen
+    for merchant, fen, payable_fen, paid_fen in query(
+            b.warehouse, "select merchant_id, amount_fen, payable_fen, paid_fen from main.fct_settlement_batches"):
+        net[merchant] += fen
+        amount[merchant] += payable_fen
         paid[merchant] += paid_fen
     merchants = {m["merchant_id"] for m in merchant_directory(LEDGER_WORLD.merchants)}
     assert set(payable) == set(amount) == merchants
@@ -383,6 +418,7 @@ def test_merchant_payable_is_the_settlement_batches_not_yet_paid(ledger_build: B
     assert sum(paid.values()) > 0, "no batch was paid in this world: the payout side is not exercised"
     assert sum(payable.values()) == sum(amount.values()) - sum(paid.values())
     assert payable == {m: amount[m] - paid[m] for m in merchants}
+    assert {m: payable[m] - owed.get(m, 0) for m in merchants} == {m: net[m] - paid[m] for m in merchants}
     # what the simulator computed each merchant is owed and was paid, independently of the warehouse
     truth = collections.Counter()
     with open(b.world / "ground_truth" / "merchant_clearing.csv", encoding="utf-8", newline="") as f:
@@ -391,7 +427,7 @@ def test_merchant_payable_is_the_settlement_batches_not_yet_paid(ledger_build: B
     with open(b.world / "ground_truth" / "settlement_batches.csv", encoding="utf-8", newline="") as f:
         for r in csv.DictReader(f):
             truth[r["merchant_id"]] -= int(r["paid_fen"])
-    assert payable == dict(truth)
+    assert {m: payable[m] - owed.get(m, 0) for m in merchants} == dict(truth)
 
 
 def test_settlement_batches_fall_due_n_business_days_after_clearing(ledger_build: Build):

@@ -14,107 +14,29 @@ settlement_accounts as (
     select * from {{ ref('settlement_payer_accounts') }}
 ),
 
-wechat as (
-    select
-        'wechat' as channel,
-        'wechat_trade_bill' as source_format,
-        channel_merchant_id,
-        bill_date,
-        row_kind,
-        case when row_kind = 'refund' then refund_id else order_id end as our_id,
-        case when row_kind = 'refund' then channel_refund_id else channel_serial end as channel_serial,
-        channel_serial as payment_channel_serial,
-        order_id,
-        refund_id,
-        amount_fen,
-        fee_fen,
-        channel_status as status,
-        channel_txn_at as txn_at,
-        payer_id as payer_account,
-        subject as remark,
-        file_version_id,
-        line_no
-    from {{ ref('stg_wechat__trade_bill_lines') }}
-),
-
-alipay as (
-    select
-        'alipay' as channel,
-        'alipay_trade_bill' as source_format,
-        cast(null as {{ dbt.type_string() }}) as channel_merchant_id,
-        bill_date,
-        row_kind,
-        case when row_kind = 'refund' then refund_id else order_id end as our_id,
-        -- a refund line repeats the payment's trade_no: with the refund request no it names the row
-        case when row_kind = 'refund' then channel_serial || '/' || refund_id else channel_serial end
-            as channel_serial,
-        channel_serial as payment_channel_serial,
-        order_id,
-        refund_id,
-        amount_fen,
-        fee_fen,
-        channel_status as status,
-        channel_txn_at as txn_at,
-        payer_masked as payer_account,
-        subject as remark,
-        file_version_id,
-        line_no
-    from {{ ref('stg_alipay__trade_bill_lines') }}
-),
-
-unionpay as (
-    select
-        'unionpay' as channel,
-        'unionpay_zm' as source_format,
-        channel_merchant_id,
-        settle_date as bill_date,
-        row_kind,
-        case when row_kind = 'payment' then order_id else refund_id end as our_id,
-        channel_serial,
-        coalesce(original_channel_serial, channel_serial) as payment_channel_serial,
-        order_id,
-        refund_id,
-        amount_fen,
-        fee_fen,
-        channel_status as status,
-        channel_txn_at as txn_at,
-        card_no_masked as payer_account,
-        cast(null as {{ dbt.type_string() }}) as remark,
-        file_version_id,
-        line_no
-    from {{ ref('stg_unionpay__zm_lines') }}
-),
-
--- Alipay bill files name the merchant (PID) in the file, not in the rows: take it from the file ledger.
+-- WeChat, Alipay and UnionPay bill lines in one shape (int_recon__trade_bill_lines), current versions only
 trade_lines as (
     select
-        trade.channel,
-        trade.source_format,
-        coalesce(trade.channel_merchant_id, files.merchant_key) as channel_merchant_id,
-        trade.bill_date,
-        trade.row_kind,
-        trade.our_id,
-        trade.channel_serial,
-        trade.payment_channel_serial,
-        trade.order_id,
-        trade.refund_id,
-        trade.amount_fen,
-        trade.fee_fen,
-        trade.status,
-        trade.txn_at,
-        trade.payer_account,
-        trade.remark,
-        trade.file_version_id,
-        trade.line_no
-    from (
-        select * from wechat
-        union all
-        select * from alipay
-        union all
-        select * from unionpay
-    ) as trade
-    inner join {{ ref('stg_lake__file_deliveries') }} as files
-        on trade.file_version_id = files.file_version_id and files.file_status = 'current'
+        channel,
+        source_format,
+        channel_merchant_id,
+        bill_date,
+        row_kind,
+        our_id,
+        channel_serial,
+        payment_channel_serial,
+        order_id,
+        refund_id,
+        amount_fen,
+        fee_fen,
+        status,
+        txn_at,
+        payer_account,
+        remark,
+        file_version_id,
+        line_no
+    from {{ ref('int_recon__trade_bill_lines') }}
+    where file_status = 'current'
 ),
 
 trade as (
@@ -279,15 +201,20 @@ select
     coalesce(match_key_repeats.occurrence, 1) as match_key_occurrence,
     coalesce(business_key_repeats.occurrence, 1) as business_key_occurrence,
     coalesce(duplicate_key_repeats.rows_with_key, 1) as rows_with_duplicate_key,
-    -- the first as-of date whose build could see the line: the file arrives the morning after its bill date
-    case
-        when cast(files.delivered_at as date) > with_ids.bill_date
-            then cast({{ dbt.dateadd('day', -1, 'cast(files.delivered_at as date)') }} as date)
-        else with_ids.bill_date
-    end as known_on
+    -- the first as-of date whose build could see the line: the file arrives the morning after its bill date; a line
+    -- a re-issued bill repeats unchanged keeps the day it was first visible (int_recon__trade_line_states)
+    coalesce(
+        states.state_known_on,
+        case
+            when cast(files.delivered_at as date) > with_ids.bill_date
+                then cast({{ dbt.dateadd('day', -1, 'cast(files.delivered_at as date)') }} as date)
+            else with_ids.bill_date
+        end
+    ) as known_on
 from with_ids
 inner join {{ ref('stg_lake__file_deliveries') }} as files
     on with_ids.file_version_id = files.file_version_id and files.file_status = 'current'
+left join {{ ref('int_recon__trade_line_states') }} as states on with_ids.channel_line_id = states.channel_line_id
 left join match_key_repeats on with_ids.channel_line_id = match_key_repeats.channel_line_id
 left join business_key_repeats on with_ids.channel_line_id = business_key_repeats.channel_line_id
 left join duplicate_key_repeats on with_ids.channel_line_id = duplicate_key_repeats.channel_line_id

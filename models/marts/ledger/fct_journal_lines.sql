@@ -5,6 +5,12 @@
       fee; the channel's cost reduces what it owes us. A refund's negative amounts run the same movements backwards.
     - BRK (a channel line that moved money but did not clear: a break or a line in suspense): the channel owes us its
       net all the same (it settles its own bill); the money waits in unreconciled channel funds (挂账).
+    - A re-issued bill never rewrites what was posted: a line it changed or dropped keeps the CLR, RCO or BRK its
+      earlier version posted, and that journal is reversed (`/reversal`, the same legs the other way) on the day the
+      re-issue became visible; the changed line then posts again as what it now is, under an id of its own
+      (`@yyyymmdd`). Lines the re-issue repeats unchanged keep their entries as they were.
+    - SCF (settlement carry-forward): a batch that nets negative pays nothing; the shortfall moves from the merchant
+      payable to a receivable from the merchant (1123) until a later batch recovers it (fct_settlement_batches).
     - OPN: the bank account's balance before the first statement Tally has, from that statement.
     - Every line of our bank statement moves the bank account: STL a channel settlement (out of the channel
       receivable), PDB a payout leaving (out of payouts in transit), PRT a payout returned (退票, back to the
@@ -35,6 +41,76 @@ cleared as (
 
 online_recharges as (
     select * from {{ ref('int_account__online_recharges') }}
+),
+
+-- lines of re-issued bills: a later state of a fact posts under an id of its own
+current_states as (
+    select
+        channel_line_id,
+        state_suffix
+    from {{ ref('int_recon__trade_line_states') }}
+    where is_current
+),
+
+-- the day each channel line was first visible (a re-issue that repeats it unchanged keeps that day)
+channel_known as (
+    select
+        channel_line_id,
+        known_on
+    from {{ ref('int_recon__channel_lines') }}
+    where recon_stream = 'trade'
+),
+
+-- lines a re-issue changed or dropped, as they were while current
+superseded_lines as (
+    select * from {{ ref('int_recon__superseded_trade_lines') }}
+),
+
+-- a channel line that moved money but did not clear: held in unreconciled funds from the day the line was first
+-- visible (not the day our record was: no earlier build saw the line, so none posted it earlier)
+held_lines as (
+    select
+        facts.recon_key || coalesce(s.state_suffix, '') as state_id,
+        'held' as entry_kind,
+        k.known_on as posted_on,
+        facts.channel,
+        facts.channel_amount_fen - coalesce(facts.channel_fee_fen, 0) as amount_fen,
+        facts.bill_date,
+        facts.recon_key,
+        facts.channel_file_version_id,
+        facts.channel_line_no
+    from facts
+    inner join channel_known as k on facts.channel_line_id = k.channel_line_id
+    left join current_states as s on facts.channel_line_id = s.channel_line_id
+    where
+        facts.recon_stream = 'trade' and facts.channel_line_id is not null and facts.channel_status = 'SUCCESS'
+        and not (facts.internal_record_id is not null and facts.break_type in ('matched', 'fee_mismatch'))
+    union all
+    select
+        s.state_id,
+        entry.entry_kind,
+        case when entry.entry_kind = 'reversal' then s.superseded_on else s.state_known_on end as posted_on,
+        s.channel,
+        entry.entry_sign * (s.channel_amount_fen - coalesce(s.channel_fee_fen, 0)) as amount_fen,
+        s.bill_date,
+        s.recon_key,
+        s.channel_file_version_id,
+        s.channel_line_no
+    from superseded_lines as s
+    cross join (
+        select
+            'held' as entry_kind,
+            1 as entry_sign
+        union all
+        select
+            'reversal' as entry_kind,
+            -1 as entry_sign
+    ) as entry
+    where s.outcome = 'held'
+),
+
+batches as (
+    select * from {{ ref('fct_settlement_batches') }}
 ),
 
 -- what each payout is for: a settlement batch (merchant payable) or a withdrawal from the prepaid balance
@@ -101,8 +177,8 @@ payout_events as (
 -- one row per movement: `amount_fen` goes from credit_account to debit_account (negative runs it backwards)
 movements as (
     select
-        'CLR:' || recon_key as journal_id,
-        'clearing' as journal_type,
+        'CLR:' || cleared_line_id as journal_id,
+        case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         1 as movement_no,
         '1122' as debit_account,
@@ -118,8 +194,8 @@ movements as (
     from cleared
     union all
     select
-        'CLR:' || recon_key as journal_id,
-        'clearing' as journal_type,
+        'CLR:' || cleared_line_id as journal_id,
+        case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         2 as movement_no,
         '2202' as debit_account,
@@ -135,8 +211,8 @@ movements as (
     from cleared
     union all
     select
-        'CLR:' || recon_key as journal_id,
-        'clearing' as journal_type,
+        'CLR:' || cleared_line_id as journal_id,
+        case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         3 as movement_no,
         '6401' as debit_account,
@@ -152,28 +228,26 @@ movements as (
     from cleared
     union all
     select
-        'BRK:' || recon_key as journal_id,
-        'uncleared_channel_line' as journal_type,
-        first_seen_on as posted_on,
+        'BRK:' || case when entry_kind = 'reversal' then state_id || '/reversal' else state_id end as journal_id,
+        case when entry_kind = 'reversal' then 'uncleared_channel_line_reversal' else 'uncleared_channel_line' end
+            as journal_type,
+        posted_on,
         1 as movement_no,
         '1122' as debit_account,
         channel as debit_sub,
         '2241' as credit_account,
         channel as credit_sub,
-        channel_amount_fen - coalesce(channel_fee_fen, 0) as amount_fen,
+        amount_fen,
         -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
         bill_date as channel_bill_date,
         recon_key as source_recon_key,
         channel_file_version_id as source_file_version_id,
         channel_line_no as source_line_no
-    from facts
-    where
-        recon_stream = 'trade' and channel_line_id is not null and channel_status = 'SUCCESS'
-        and not (internal_record_id is not null and break_type in ('matched', 'fee_mismatch'))
+    from held_lines
     union all
     select
-        'RCO:' || recon_key as journal_id,
-        'online_recharge' as journal_type,
+        'RCO:' || credit_id as journal_id,
+        case when entry_kind = 'reversal' then 'online_recharge_reversal' else 'online_recharge' end as journal_type,
         credited_on as posted_on,
         1 as movement_no,
         '1122' as debit_account,
@@ -189,8 +263,8 @@ movements as (
     from online_recharges
     union all
     select
-        'RCO:' || recon_key as journal_id,
-        'online_recharge' as journal_type,
+        'RCO:' || credit_id as journal_id,
+        case when entry_kind = 'reversal' then 'online_recharge_reversal' else 'online_recharge' end as journal_type,
         credited_on as posted_on,
         2 as movement_no,
         '6401' as debit_account,
@@ -310,6 +384,24 @@ movements as (
         internal_line_no as source_line_no
     from payout_events
     where internal_status = 'FAILED'
+    union all
+    -- a batch's shortfall (net below what it carried in) to or from the receivable from the merchant
+    select
+        'SCF:' || settlement_batch_id as journal_id,
+        'settlement_carry_forward' as journal_type,
+        cleared_on as posted_on,
+        1 as movement_no,
+        '1123' as debit_account,
+        merchant_id as debit_sub,
+        '2202' as credit_account,
+        merchant_id as credit_sub,
+        carried_in_fen - carried_out_fen as amount_fen,
+        cast(null as date) as channel_bill_date,
+        'settlement_batch|' || settlement_batch_id as source_recon_key,
+        cast(null as {{ dbt.type_string() }}) as source_file_version_id,
+        cast(null as bigint) as source_line_no
+    from batches
+    where carried_in_fen <> carried_out_fen
 ),
 
 -- what each break holds in unreconciled funds (BRK and UNR put it there)

@@ -1,11 +1,29 @@
 -- INV-13: the merchant fee of every cleared line follows the fee plan in force when the payment was made, recomputed
 -- here in decimal arithmetic, independently of the model's integer macro: a payment pays the rate half up to the fen
 -- plus the fixed fee, at least the minimum; a refund gives back that fee times the refunded share, half up. And a
--- matched line's channel cost is the fee the channel reported, which the channel cost seed agrees with.
+-- matched line's channel cost is the fee the channel reported, which the channel cost seed agrees with. A reversal
+-- carries its clearing's amounts negated, so it is checked with its sign turned back.
 with
 
 lines as (
-    select * from {{ ref('fct_cleared_lines') }}
+    select
+        cleared_line_id,
+        recon_key,
+        row_kind,
+        break_type,
+        fee_plan_id,
+        channel,
+        order_id,
+        sign_back * amount_fen as amount_fen,
+        sign_back * merchant_fee_fen as merchant_fee_fen,
+        sign_back * channel_cost_fen as channel_cost_fen,
+        sign_back * expected_channel_cost_fen as expected_channel_cost_fen
+    from (
+        select
+            *,
+            case when entry_kind = 'reversal' then -1 else 1 end as sign_back
+        from {{ ref('fct_cleared_lines') }}
+    ) as entries
 ),
 
 payments as (
@@ -22,6 +40,7 @@ plans as (
 
 recomputed as (
     select
+        lines.cleared_line_id,
         lines.recon_key,
         lines.row_kind,
         lines.break_type,
@@ -45,6 +64,7 @@ recomputed as (
 )
 
 select
+    cleared_line_id,
     recon_key,
     row_kind,
     merchant_fee_fen,

@@ -1,12 +1,33 @@
 -- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each reconciled
 -- online recharge (RCO), each channel line that moved money without clearing (BRK), each bank statement line (STL,
 -- PDB, PRT, WDB, WRT, RCG or UNR), each payout or withdrawal we requested (PFZ, WFZ) and each that failed (PFL, WFL),
--- each accepted disposition that moves money (DSP); every journal points back at a fact that exists (the opening
--- balance OPN at the statement line it comes from), and all legs of one journal point at the same fact.
+-- each accepted disposition that moves money (DSP), each batch that carries a shortfall in or out (SCF), and each
+-- line a re-issued bill superseded that had cleared, been credited or held (its CLR, RCO or BRK, and the reversal:
+-- same family); every journal points back at a fact that exists (a superseded line at its fact or its superseded
+-- state, a carry-forward at its batch, the opening balance OPN at the statement line it comes from), and all legs of
+-- one journal point at the same fact.
 with
 
 facts as (
     select * from {{ ref('hist_recon_results') }}
+),
+
+superseded as (
+    select * from {{ ref('int_recon__superseded_trade_lines') }}
+),
+
+carrying_batches as (
+    select 'settlement_batch|' || settlement_batch_id as source_recon_key
+    from {{ ref('fct_settlement_batches') }}
+    where carried_in_fen <> carried_out_fen
+),
+
+sources as (
+    select recon_key as source_recon_key from facts
+    union all
+    select recon_key as source_recon_key from superseded
+    union all
+    select source_recon_key from carrying_batches
 ),
 
 recharge_orders as (
@@ -74,6 +95,19 @@ expected as (
     union all
     select
         recon_key as source_recon_key,
+        case outcome when 'cleared' then 'CLR' when 'credited' then 'RCO' else 'BRK' end as family
+    from superseded
+    where
+        outcome in ('cleared', 'credited')
+        or (outcome = 'held' and channel_amount_fen - coalesce(channel_fee_fen, 0) <> 0)
+    union all
+    select
+        source_recon_key,
+        'SCF' as family
+    from carrying_batches
+    union all
+    select
+        recon_key as source_recon_key,
         'BANK' as family
     from facts
     where recon_stream = 'bank_statement' and channel_line_id is not null and channel_amount_fen <> 0
@@ -128,7 +162,7 @@ full outer join journals
 where
     expected.source_recon_key is null
     or journals.source_recon_key is null
-    or journals.source_recon_key not in (select f.recon_key from facts as f)
+    or journals.source_recon_key not in (select s.source_recon_key from sources as s)
 union all
 select
     journal_id as source_recon_key,
