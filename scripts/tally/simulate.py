@@ -1290,7 +1290,8 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_
     """Our settlement account's statement for day d (GBK CSV, header block, thousands separators, 合计 row).
 
     Credits: each channel's net for bill date d-1 per merchant account (T+1), offline recharges, payout returns.
-    Debits: successful payouts. No order ids anywhere: matching works on remarks, accounts, names and amounts.
+    Debits: successful payouts, and a channel's net for d-1 when it is negative. No order ids anywhere: matching
+    works on remarks, accounts, names and amounts.
     """
     di = (d - p.start_date).days
     day_s = _day_seconds(d)
@@ -1312,7 +1313,9 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_
     )
     entries = f"""
         select {day_s} + 6 * 3600 + merchant_idx * 60 + (case channel when 'wechat' then 1 when 'alipay' then 2
-               else 3 end) as t, 0 as debit, net as credit,
+               else 3 end) as t,
+               -- a bill day that nets negative (refunds over payments) is collected from our account: a debit
+               greatest(-net, 0) as debit, greatest(net, 0) as credit,
                split_part(case channel {payers} end, '|', 1) as name,
                split_part(case channel {payers} end, '|', 2) as account, '清算资金' as bank, '结算款' as summary,
                upper(left(channel, 2)) || '结算 ' || strftime(date '{prev}', '%Y%m%d') || ' ' ||

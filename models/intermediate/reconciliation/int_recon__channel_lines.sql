@@ -123,7 +123,8 @@ statement_kinds as (
     select
         *,
         case
-            when settling_channel is not null and credit_fen > 0 then 'channel_settlement'
+            -- from a channel's settlement account either way: a bill day that netted negative is collected (a debit)
+            when settling_channel is not null then 'channel_settlement'
             when payout_id is not null and debit_fen > 0 then 'payout'
             when payout_id is not null and credit_fen > 0 then 'payout_return'
             when credit_fen > 0 then 'recharge'
