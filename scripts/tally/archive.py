@@ -218,6 +218,9 @@ def _locked(data_dir: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ArchiveError(f"{folder}: another archive or restore is running") from None
+        # a run killed while writing a manifest event leaves its temp file; holding the lock, nobody else writes one
+        for stale in (folder / "_manifest").glob(".*.tmp-*"):
+            stale.unlink()
         yield
 
 
