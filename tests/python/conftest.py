@@ -12,6 +12,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tally.land import land
+from tally.pipeline import dbt
+from tally.score import closing_as_of
 from tally.simulate import WorldParams, simulate
 
 SMALL_WORLD = WorldParams(seed=7, days=3, merchants=4, daily_volume=600)
@@ -84,6 +87,19 @@ class Build:
         if wal.exists():
             shutil.copyfile(wal, wh.with_name(wh.name + ".wal"))
         return Build(self.world, self.data, wh, self.as_of)
+
+
+def closing_build(root: Path, params: WorldParams) -> Build:
+    """A world simulated under `root`, landed in full and built (models and seeds, no data tests) as of its closing
+    date: what the clearing and ledger tests corrupt or query."""
+    world = root / "world"
+    simulate(params, world)
+    land([world / "landing"], root / "data" / "lake", out=None)
+    as_of = closing_as_of(world)
+    warehouse = root / "data" / "warehouse" / "tally.duckdb"
+    dbt(["build", "--exclude", "resource_type:test", *dbt_vars(as_of)], root / "data", warehouse,
+        target_path=root / "target", quiet=True)
+    return Build(world, root / "data", warehouse, as_of)
 
 
 @pytest.fixture(scope="module")

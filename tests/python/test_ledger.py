@@ -20,11 +20,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import Build, data_test_statuses, dbt_vars, query, recon_world_params
+from conftest import Build, closing_build, data_test_statuses, dbt_vars, query, recon_world_params
 from tally.land import land
 from tally.pipeline import PROJECT_DIR, dbt
-from tally.score import closing_as_of, score
-from tally.simulate import merchant_directory, simulate
+from tally.score import score
+from tally.simulate import merchant_directory
 
 LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(2024, 2, 8))
 SEEDS_DIR = PROJECT_DIR / "seeds"
@@ -61,15 +61,7 @@ def _rows(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
 def ledger_build(tmp_path_factory: pytest.TempPathFactory, dbt_logs_in_tmp) -> Build:
     """The world simulated, landed in full and built (models and seeds) as of its closing date. The data tests are
     not run by the build: the clearing and ledger ones run in the `untouched` fault-injection case."""
-    root = tmp_path_factory.mktemp("ledger")
-    world = root / "world"
-    simulate(LEDGER_WORLD, world)
-    land([world / "landing"], root / "data" / "lake", out=None)
-    as_of = closing_as_of(world)
-    warehouse = root / "data" / "warehouse" / "tally.duckdb"
-    dbt(["build", "--exclude", "resource_type:test", *dbt_vars(as_of)], root / "data", warehouse,
-        target_path=root / "target", quiet=True)
-    return Build(world, root / "data", warehouse, as_of)
+    return closing_build(tmp_path_factory.mktemp("ledger"), LEDGER_WORLD)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,26 +15,17 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import Build, data_test_statuses, dbt_vars, query
-from tally.land import land
+from conftest import Build, closing_build, data_test_statuses, dbt_vars, query
 from tally.pipeline import dbt
-from tally.score import closing_as_of, score
-from tally.simulate import WorldParams, simulate
+from tally.score import score
+from tally.simulate import WorldParams
 
 CARRY_WORLD = WorldParams(seed=8, days=6, merchants=2, daily_volume=8, rate_refund=0.4)
 
 
 @pytest.fixture(scope="module")
 def carry_build(tmp_path_factory: pytest.TempPathFactory, dbt_logs_in_tmp) -> Build:
-    root = tmp_path_factory.mktemp("carry")
-    world = root / "world"
-    simulate(CARRY_WORLD, world)
-    land([world / "landing"], root / "data" / "lake", out=None)
-    as_of = closing_as_of(world)
-    warehouse = root / "data" / "warehouse" / "tally.duckdb"
-    dbt(["build", "--exclude", "resource_type:test", *dbt_vars(as_of)], root / "data", warehouse,
-        target_path=root / "target", quiet=True)
-    return Build(world, root / "data", warehouse, as_of)
+    return closing_build(tmp_path_factory.mktemp("carry"), CARRY_WORLD)
 
 
 @dataclasses.dataclass
