@@ -31,9 +31,10 @@ SEEDS_DIR = PROJECT_DIR / "seeds"
 # the clearing and ledger data tests (INV-13..15, INV-17..22, INV-24); the generic tests of the marts' yml are not
 # selected
 SELECT = ["--select", "path:tests/dbt/clearing", "path:tests/dbt/ledger"]
-# INV-13, INV-14, INV-15 (batches, lines cleared at most once, shortfalls carried forward), INV-17..INV-22, INV-24,
-# the bank balance assertion and INV-20 for unreconciled funds (dispositions)
-N_TESTS = 14
+# INV-13, INV-14, INV-15 (batches, lines cleared at most once, shortfalls carried forward), INV-17..INV-22 (INV-22 as
+# two tests: traceability, and clearing journals adding up to their cleared lines), INV-24, the bank balance assertion
+# and INV-20 for unreconciled funds (dispositions)
+N_TESTS = 15
 
 
 def _seed(name: str) -> list[dict[str, str]]:
@@ -97,11 +98,13 @@ class Corruption:
 # with), so a test comparing a table with the one it was derived from fails along with the invariant itself.
 CORRUPTIONS = {
     "untouched": Corruption("", set()),
-    # INV-17: a clearing journal's receivable leg one fen too big; its balance rows no longer match the journal
+    # INV-17: a clearing journal's receivable leg one fen too big; its balance rows no longer match the journal, and
+    # it no longer adds up to its cleared lines (INV-22)
     "journal_leg_amount_changed": Corruption(
         "update main.fct_journal_lines set debit_fen = debit_fen + 1, amount_fen = amount_fen + 1 "
         "where leg_no = 1 and journal_id = " + _journal("journal_type = 'clearing' and leg_no = 1 and side = 'debit'"),
-        {"assert_every_journal_balances", "assert_balances_equal_entries"},
+        {"assert_every_journal_balances", "assert_balances_equal_entries",
+         "assert_clearing_journals_tie_to_cleared_lines"},
         # the receivable of that line's bill day no longer nets to zero either
         {"assert_channel_receivable_settles"},
     ),
@@ -112,12 +115,13 @@ CORRUPTIONS = {
         {"assert_every_journal_balances", "assert_balances_equal_entries"},
         {"assert_channel_receivable_settles"},
     ),
-    # a fee revenue leg booked to an account the chart does not know: the journal still balances, so only the fee
-    # revenue balance drifts from its entries (the chart relationship test of the model's yml is not selected)
+    # a clearing journal's fee revenue leg booked to an account the chart does not know: the journal still balances,
+    # so the fee revenue balance drifts from its entries (the chart relationship test of the model's yml is not
+    # selected), and the journal's fee revenue no longer adds up to its cleared lines' fees (INV-22)
     "journal_leg_unknown_account": Corruption(
         "update main.fct_journal_lines set account_code = '9999' "
-        "where account_code = '6001' and journal_id = " + _journal("account_code = '6001'"),
-        {"assert_balances_equal_entries"},
+        "where account_code = '6001' and journal_id = " + _journal("journal_type = 'clearing' and account_code = '6001'"),
+        {"assert_balances_equal_entries", "assert_clearing_journals_tie_to_cleared_lines"},
     ),
     # INV-18: one day's debits in the trial balance one fen off
     "trial_balance_day_changed": Corruption(
@@ -173,25 +177,37 @@ CORRUPTIONS = {
         "where leg_no = 1 and journal_id = " + _journal("journal_type = 'channel_settlement'"),
         {"assert_journals_trace_to_sources"},
     ),
-    # INV-22: a cleared line whose journal is missing: the line now stands for a fact no journal was posted for
-    # (an unpaired record of ours), and its own journal is left without a cleared line
+    # INV-22: a cleared line whose journal was never posted: the line names a journal that does not exist, and the
+    # journal it was posted in no longer adds up to its lines
     "cleared_line_without_journal": Corruption(
-        "update main.fct_cleared_lines set recon_key = (select min(recon_key) from main.fct_recon_results "
-        "where recon_stream = 'trade' and break_type = 'internal_only') "
+        "update main.fct_cleared_lines set journal_id = journal_id || ':unposted' "
         "where recon_key = " + _cleared("row_kind = 'payment'"),
-        {"assert_journals_trace_to_sources"},
+        {"assert_journals_trace_to_sources", "assert_clearing_journals_tie_to_cleared_lines"},
     ),
-    # INV-13: a payment's merchant fee off the plan by a fen; its batch no longer adds up either (INV-15)
+    # INV-22: a clearing journal lost: its cleared lines have no journal; the stored balances still include it, and
+    # the channel receivable of its bill day no longer returns to zero
+    "clearing_journal_missing": Corruption(
+        "delete from main.fct_journal_lines where journal_id = "
+        + _journal("journal_type = 'clearing' and account_code = '6401'"),
+        {"assert_journals_trace_to_sources", "assert_clearing_journals_tie_to_cleared_lines",
+         "assert_balances_equal_entries"},
+        {"assert_channel_receivable_settles"},
+        rows=6,  # three movements: amount, our fee, the channel's cost
+    ),
+    # INV-13: a payment's merchant fee off the plan by a fen; its batch no longer adds up either (INV-15), nor does
+    # its clearing journal (INV-22)
     "cleared_fee_changed": Corruption(
         "update main.fct_cleared_lines set merchant_fee_fen = merchant_fee_fen + 1 "
         "where recon_key = " + _cleared("row_kind = 'payment'"),
-        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch"},
+        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch",
+         "assert_clearing_journals_tie_to_cleared_lines"},
     ),
-    # INV-13: a refund gives back a fen too much fee; its batch no longer adds up either (INV-15)
+    # INV-13: a refund gives back a fen too much fee; its batch and its clearing journal no longer add up either
     "refund_fee_back_changed": Corruption(
         "update main.fct_cleared_lines set merchant_fee_fen = merchant_fee_fen - 1 "
         "where recon_key = " + _cleared("row_kind = 'refund'"),
-        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch"},
+        {"assert_merchant_fees_follow_fee_plans", "assert_each_cleared_line_in_one_batch",
+         "assert_clearing_journals_tie_to_cleared_lines"},
     ),
     # INV-14: a merchant's daily net is not gross - refunds - fees
     "merchant_net_changed": Corruption(
@@ -236,12 +252,13 @@ CORRUPTIONS = {
         {"assert_freezes_resolve_at_most_once"},
     ),
     # INV-15 (never twice): a cleared payment cleared again under a new id while its first clearing stands; its batch
-    # no longer adds up either
+    # and its clearing journal no longer add up either
     "line_cleared_twice": Corruption(
         "insert into main.fct_cleared_lines select * replace (cleared_line_id || '@20240301' as cleared_line_id) "
         "from main.fct_cleared_lines where cleared_line_id = " + _cleared("row_kind = 'payment'").replace(
             "min(recon_key)", "min(cleared_line_id)"),
-        {"assert_lines_clear_at_most_once", "assert_each_cleared_line_in_one_batch"},
+        {"assert_lines_clear_at_most_once", "assert_each_cleared_line_in_one_batch",
+         "assert_clearing_journals_tie_to_cleared_lines"},
     ),
     # INV-15 (carry): a batch pays a fen more than its net and what it carried in allow
     "batch_pays_past_its_carry": Corruption(

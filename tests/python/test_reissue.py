@@ -211,11 +211,19 @@ def test_a_reissue_that_changes_cleared_lines_after_their_batch_was_paid_posts_r
     key, (clear, rev, again) = changed["time"], entries["time"]
     assert (clear[:4], rev[:3]) == ((key, "clearing", D0, batch), (f"{key}/reversal", "reversal", D3))
     assert again[:4] == (f"{key}@{D3:%Y%m%d}", "clearing", D3, f"SBM0003{D3:%Y%m%d}") and again[4:] == clear[4:]
-    # the journals: reversed on D3, the amount mismatch held in 2241 from D3 (not from D0: it was cleared then)
-    journals = dict(query(closing.warehouse, """select journal_id, min(posted_on) from main.fct_journal_lines
-                                                where source_recon_key = ? group by journal_id""", [changed["amount"]]))
+    # the journals: cleared in D0's clearing journal and reversed in D3's, and the amount mismatch held in 2241 from
+    # D3 (not from D0: it was cleared then)
     k = changed["amount"]
-    assert journals == {f"CLR:{k}": D0, f"CLR:{k}/reversal": D3, f"BRK:{k}@{D3:%Y%m%d}": D3}
+    clearing_journals = dict(query(closing.warehouse, """
+        select c.journal_id, min(j.posted_on) from main.fct_cleared_lines as c
+        inner join main.fct_journal_lines as j on j.journal_id = c.journal_id
+        where c.recon_key = ? group by c.journal_id""", [k]))
+    held_journals = dict(query(closing.warehouse, """select journal_id, min(posted_on) from main.fct_journal_lines
+                                                     where source_recon_key = ? group by journal_id""", [k]))
+    wechat_bill = f"wechat:{D0:%Y%m%d}"
+    assert clearing_journals == {f"CLR:{batch}:{wechat_bill}": D0,
+                                 f"CLR:SBM0003{D3:%Y%m%d}:{wechat_bill}/reversal": D3}
+    assert held_journals == {f"BRK:{k}@{D3:%Y%m%d}": D3}
     # never cleared twice: the re-timed line is cleared once again, the changed amount no longer
     open_now = _open_clearings(closing)
     assert open_now[changed["time"]] == 1 and open_now[changed["amount"]] == 0

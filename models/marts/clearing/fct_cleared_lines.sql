@@ -134,7 +134,9 @@ signed as (
     select
         *,
         -- a reversal takes back exactly what its clearing posted
-        case when entry_kind = 'reversal' then -1 else 1 end as entry_sign
+        case when entry_kind = 'reversal' then -1 else 1 end as entry_sign,
+        -- one batch per merchant and clearing day, paid T+N business days later (fct_settlement_batches)
+        'SB' || merchant_id || replace(cast(cleared_on as {{ dbt.type_string() }}), '-', '') as settlement_batch_id
     from priced
 )
 
@@ -147,8 +149,12 @@ select
     row_kind,
     bill_date,
     cleared_on,
-    -- one batch per merchant and clearing day, paid T+N business days later (fct_settlement_batches)
-    'SB' || merchant_id || replace(cast(cleared_on as {{ dbt.type_string() }}), '-', '') as settlement_batch_id,
+    settlement_batch_id,
+    -- the ledger posts a batch's lines per channel and channel bill day, one journal for clearings and one for
+    -- reversals: this log is that journal's detail (a general ledger does not carry a leg per trade)
+    'CLR:' || settlement_batch_id || ':' || channel || ':'
+    || replace(cast(bill_date as {{ dbt.type_string() }}), '-', '')
+    || case when entry_kind = 'reversal' then '/reversal' else '' end as journal_id,
     entry_sign * internal_amount_fen as amount_fen,
     entry_sign * case
         when row_kind = 'refund'

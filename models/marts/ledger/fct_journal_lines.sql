@@ -1,14 +1,18 @@
 /*
     The double-entry journal: one row per leg. Every money movement Tally knows is a journal whose debits equal its
     credits (INV-17). A journal is made of movements, each one amount from one account to another (two legs):
-    - CLR (a cleared trade line): the channel owes us the amount and we owe the merchant it; the merchant pays our
-      fee; the channel's cost reduces what it owes us. A refund's negative amounts run the same movements backwards.
+    - CLR (clearing): the channel owes us the amount and we owe the merchant it; the merchant pays our fee; the
+      channel's cost reduces what it owes us. One journal per settlement batch, channel and channel bill day posts
+      the net of its cleared lines (refunds' negative amounts run the movements backwards); fct_cleared_lines is its
+      detail, one row per line with the journal's id (a subledger under a general ledger: a leg per trade made the
+      journal six times the trades, 60M rows on a 10M-trade day).
     - BRK (a channel line that moved money but did not clear: a break or a line in suspense): the channel owes us its
       net all the same (it settles its own bill); the money waits in unreconciled channel funds (挂账).
     - A re-issued bill never rewrites what was posted: a line it changed or dropped keeps the CLR, RCO or BRK its
-      earlier version posted, and that journal is reversed (`/reversal`, the same legs the other way) on the day the
-      re-issue became visible; the changed line then posts again as what it now is, under an id of its own
-      (`@yyyymmdd`). Lines the re-issue repeats unchanged keep their entries as they were.
+      earlier version posted, and is reversed (the same legs the other way) on the day the re-issue became visible:
+      an RCO or BRK by a journal of its id with `/reversal`, a cleared line in that day's CLR `/reversal` journal;
+      the changed line then posts again as what it now is, under an id of its own (`@yyyymmdd`). Lines the
+      re-issue repeats unchanged keep their entries as they were.
     - SCF (settlement carry-forward): a batch that nets negative pays nothing; the shortfall moves from the merchant
       payable to a receivable from the merchant (1123) until a later batch recovers it (fct_settlement_batches).
     - OPN: the bank account's balance before the first statement Tally has, from that statement.
@@ -35,8 +39,20 @@ facts as (
     select * from {{ ref('hist_recon_results') }}
 ),
 
-cleared as (
-    select * from {{ ref('fct_cleared_lines') }}
+-- each CLR journal: the sums of its cleared lines
+clearing_journals as (
+    select
+        journal_id,
+        entry_kind,
+        cleared_on,
+        merchant_id,
+        channel,
+        bill_date,
+        cast(sum(amount_fen) as bigint) as amount_fen,
+        cast(sum(merchant_fee_fen) as bigint) as merchant_fee_fen,
+        cast(sum(channel_cost_fen) as bigint) as channel_cost_fen
+    from {{ ref('fct_cleared_lines') }}
+    group by journal_id, entry_kind, cleared_on, merchant_id, channel, bill_date
 ),
 
 online_recharges as (
@@ -177,7 +193,7 @@ payout_events as (
 -- one row per movement: `amount_fen` goes from credit_account to debit_account (negative runs it backwards)
 movements as (
     select
-        'CLR:' || cleared_line_id as journal_id,
+        journal_id,
         case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         1 as movement_no,
@@ -188,13 +204,14 @@ movements as (
         amount_fen,
         -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
         bill_date as channel_bill_date,
-        recon_key as source_recon_key,
-        channel_file_version_id as source_file_version_id,
-        channel_line_no as source_line_no
-    from cleared
+        -- the journal's lines are its rows in fct_cleared_lines
+        'cleared_lines|' || journal_id as source_recon_key,
+        cast(null as {{ dbt.type_string() }}) as source_file_version_id,
+        cast(null as bigint) as source_line_no
+    from clearing_journals
     union all
     select
-        'CLR:' || cleared_line_id as journal_id,
+        journal_id,
         case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         2 as movement_no,
@@ -205,13 +222,14 @@ movements as (
         merchant_fee_fen as amount_fen,
         -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
         bill_date as channel_bill_date,
-        recon_key as source_recon_key,
-        channel_file_version_id as source_file_version_id,
-        channel_line_no as source_line_no
-    from cleared
+        -- the journal's lines are its rows in fct_cleared_lines
+        'cleared_lines|' || journal_id as source_recon_key,
+        cast(null as {{ dbt.type_string() }}) as source_file_version_id,
+        cast(null as bigint) as source_line_no
+    from clearing_journals
     union all
     select
-        'CLR:' || cleared_line_id as journal_id,
+        journal_id,
         case when entry_kind = 'reversal' then 'clearing_reversal' else 'clearing' end as journal_type,
         cleared_on as posted_on,
         3 as movement_no,
@@ -222,10 +240,11 @@ movements as (
         channel_cost_fen as amount_fen,
         -- the channel bill day a channel receivable leg belongs to (INV-20 ages it)
         bill_date as channel_bill_date,
-        recon_key as source_recon_key,
-        channel_file_version_id as source_file_version_id,
-        channel_line_no as source_line_no
-    from cleared
+        -- the journal's lines are its rows in fct_cleared_lines
+        'cleared_lines|' || journal_id as source_recon_key,
+        cast(null as {{ dbt.type_string() }}) as source_file_version_id,
+        cast(null as bigint) as source_line_no
+    from clearing_journals
     union all
     select
         'BRK:' || case when entry_kind = 'reversal' then state_id || '/reversal' else state_id end as journal_id,

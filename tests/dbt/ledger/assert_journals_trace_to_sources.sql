@@ -1,11 +1,12 @@
--- INV-22: two-way traceability. Every money-moving fact has its journal: each cleared line (CLR), each reconciled
+-- INV-22: two-way traceability. Every money-moving fact has its journal: each clearing journal of cleared lines
+-- (CLR, whose lines add up to its legs: assert_clearing_journals_tie_to_cleared_lines), each reconciled
 -- online recharge (RCO), each channel line that moved money without clearing (BRK), each bank statement line (STL,
 -- PDB, PRT, WDB, WRT, RCG or UNR), each payout or withdrawal we requested (PFZ, WFZ) and each that failed (PFL, WFL),
 -- each accepted disposition that moves money (DSP), each batch that carries a shortfall in or out (SCF), and each
--- line a re-issued bill superseded that had cleared, been credited or held (its CLR, RCO or BRK, and the reversal:
--- same family); every journal points back at a fact that exists (a superseded line at its fact or its superseded
--- state, a carry-forward at its batch, the opening balance OPN at the statement line it comes from), and all legs of
--- one journal point at the same fact.
+-- line a re-issued bill superseded that had been credited or held (its RCO or BRK, and the reversal: same family;
+-- one that had cleared is in fct_cleared_lines); every journal points back at a fact that exists (a superseded line
+-- at its fact or its superseded state, a clearing journal at its cleared lines, a carry-forward at its batch, the
+-- opening balance OPN at the statement line it comes from), and all legs of one journal point at the same fact.
 with
 
 facts as (
@@ -14,6 +15,14 @@ facts as (
 
 superseded as (
     select * from {{ ref('int_recon__superseded_trade_lines') }}
+),
+
+-- clearing journals that move money (lines that net to nothing in every movement post no legs)
+clearing_journals as (
+    select 'cleared_lines|' || journal_id as source_recon_key
+    from {{ ref('fct_cleared_lines') }}
+    group by journal_id
+    having sum(amount_fen) <> 0 or sum(merchant_fee_fen) <> 0 or sum(channel_cost_fen) <> 0
 ),
 
 carrying_batches as (
@@ -28,6 +37,8 @@ sources as (
     select recon_key as source_recon_key from superseded
     union all
     select source_recon_key from carrying_batches
+    union all
+    select source_recon_key from clearing_journals
 ),
 
 recharge_orders as (
@@ -58,9 +69,9 @@ held_in_2241 as (
 
 expected as (
     select
-        recon_key as source_recon_key,
+        source_recon_key,
         'CLR' as family
-    from {{ ref('fct_cleared_lines') }}
+    from clearing_journals
     union all
     select
         recon_key as source_recon_key,
@@ -95,10 +106,10 @@ expected as (
     union all
     select
         recon_key as source_recon_key,
-        case outcome when 'cleared' then 'CLR' when 'credited' then 'RCO' else 'BRK' end as family
+        case outcome when 'credited' then 'RCO' else 'BRK' end as family
     from superseded
     where
-        outcome in ('cleared', 'credited')
+        outcome = 'credited'
         or (outcome = 'held' and channel_amount_fen - coalesce(channel_fee_fen, 0) <> 0)
     union all
     select
