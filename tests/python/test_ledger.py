@@ -120,7 +120,8 @@ CORRUPTIONS = {
     # selected), and the journal's fee revenue no longer adds up to its cleared lines' fees (INV-22)
     "journal_leg_unknown_account": Corruption(
         "update main.fct_journal_lines set account_code = '9999' "
-        "where account_code = '6001' and journal_id = " + _journal("journal_type = 'clearing' and account_code = '6001'"),
+        "where account_code = '6001' and journal_id = "
+        + _journal("journal_type = 'clearing' and account_code = '6001'"),
         {"assert_balances_equal_entries", "assert_clearing_journals_tie_to_cleared_lines"},
     ),
     # INV-18: one day's debits in the trial balance one fen off
