@@ -38,7 +38,7 @@ from pathlib import Path
 
 from tally import bench
 from tally.formats import ALIPAY_TRADE, INTERNAL_PAYMENTS, INTERNAL_REFUNDS, UNIONPAY_ZM_FIELDS, WECHAT_TRADE
-from tally.pipeline import PROJECT_DIR
+from tally.pipeline import PROJECT_DIR, duckdb_memory_limit
 from tally.simulate import WorldParams
 
 LAYERS = ("staging", "reconciliation", "account", "clearing", "ledger")
@@ -162,7 +162,7 @@ def engine_floor(warehouse: Path) -> dict:
     try:
         con.execute("set threads = 2")
         # what the dbt profile gives DuckDB
-        con.execute("set memory_limit = ?", [os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", "8GB")])
+        con.execute("set memory_limit = ?", [duckdb_memory_limit()])
         con.execute("set preserve_insertion_order = false")
         t0, cpu0 = time.perf_counter(), _self_cpu()
         con.execute(ENGINE_FLOOR_SQL)

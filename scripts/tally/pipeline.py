@@ -14,6 +14,13 @@ from tally.land import land
 from tally.simulate import WorldParams, simulate
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# DuckDB's memory ceiling for the warehouse, past which it spills to disk; profiles.yml reads the same variable with
+# the same default. 5GB keeps a 10M-trade day's build at 5.5 GB of RSS (8GB: 8.3 GB and 11 % faster).
+DUCKDB_MEMORY_LIMIT_DEFAULT = "5GB"
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", DUCKDB_MEMORY_LIMIT_DEFAULT)
 
 
 def dbt(args: list[str], data_dir: Path, warehouse: Path, target_path: Path | None = None, quiet: bool = False) -> None:

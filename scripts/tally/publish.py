@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from tally.archive import history_models
+from tally.pipeline import duckdb_memory_limit
 
 # public relations BI may read: schema in the warehouse -> name prefixes
 SERVED = {"main": ("fct_", "rpt_", "dim_"), "main_history": ("hist_",)}
@@ -71,7 +72,7 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
     con = duckdb.connect()
     try:
         # the same ceiling as the dbt profile's, so publishing a big day spills instead of taking the machine
-        con.execute("set memory_limit = ?", [os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", "8GB")])
+        con.execute("set memory_limit = ?", [duckdb_memory_limit()])
         if data_dir is not None:
             con.execute("set file_search_path = ?", [str(Path(data_dir).resolve())])
         con.execute(f"attach '{Path(warehouse).as_posix()}' as wh (read_only)")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import failed_tests
 from tally.land import land
-from tally.pipeline import dbt, summary
+from tally.pipeline import DUCKDB_MEMORY_LIMIT_DEFAULT, PROJECT_DIR, dbt, duckdb_memory_limit, summary
 
 
 def _build(lake_parent: Path, target: Path) -> Path:
@@ -124,3 +124,13 @@ def test_inv03_quarantine_row_without_landed_file_fails(landed: Path, tmp_path: 
     with pytest.raises(RuntimeError):
         _build(data, tmp_path / "target")
     assert "assert_quarantine_points_to_landed_file" in failed_tests(tmp_path / "target")
+
+
+def test_dbt_profile_and_the_toolbelt_share_one_duckdb_memory_limit(monkeypatch: pytest.MonkeyPatch):
+    """dbt (profiles.yml) and tally publish / the bench read the same variable with the same default."""
+    profile = (PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8")
+    assert f"env_var('TALLY_DUCKDB_MEMORY_LIMIT', '{DUCKDB_MEMORY_LIMIT_DEFAULT}')" in profile
+    monkeypatch.delenv("TALLY_DUCKDB_MEMORY_LIMIT", raising=False)
+    assert duckdb_memory_limit() == DUCKDB_MEMORY_LIMIT_DEFAULT
+    monkeypatch.setenv("TALLY_DUCKDB_MEMORY_LIMIT", "3GB")
+    assert duckdb_memory_limit() == "3GB"
