@@ -32,7 +32,7 @@ import time
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from re import _constants as _sre
@@ -122,6 +122,9 @@ class Rejected(Exception):
 
 @dataclasses.dataclass
 class Parsed:
+    """One piece of a parsed file: a run of consecutive records (most files are one piece, see `_pieces`). The
+    file's own figures (line counts, control totals, empty day) are on its first piece; later pieces carry zeros."""
+
     fmt: Format
     merchant_key: str
     bill_date: dt.date | None
@@ -305,6 +308,9 @@ def _safe_zip_members(data: bytes, name: str, gbk_names: bool) -> dict[str, byte
 # CONTROL_CHARS as a class body, plus U+FEFF (Arrow's CSV reader drops a BOM at the start of its input).
 _NOT_PLAIN = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{feff}"
 _JOIN_LIMIT = 50  # a quoted field may run over at most this many physical lines
+# A file's records are parsed, validated and written a piece of about this many bytes at a time, so a big dump's
+# Arrow columns and validation copies are held for one piece, not for the whole file (see `_pieces`).
+PIECE_BYTES = 1 << 27
 
 
 _CTRL_CHARS = "".join(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])) + "\ufeff"
@@ -616,6 +622,38 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
     return _Records(fields, line_no.astype(np.int64), span, raw, pre, no_ctrl, valid, valid, checked)
 
 
+def _cuts(lines: Lines, a: int, b: int, quoted: bool) -> list[tuple[int, int]]:
+    """lines[a:b] as consecutive runs of about `PIECE_BYTES`, never cutting a record. In quoted formats a line with
+    an odd number of quotes may open a record that `_records` joins with up to `_JOIN_LIMIT - 1` following lines, so a
+    cut goes only where the `_JOIN_LIMIT` lines before it hold no such line: then no joined record crosses it, and the
+    pieces parse exactly as the whole would."""
+    cuts = [a]
+    while True:
+        lo = cuts[-1]
+        at = max(int(np.searchsorted(lines.offsets, lines.offsets[lo] + PIECE_BYTES)), lo + 1)
+        while quoted and at < b and _odd_quotes(lines, max(lo, at - _JOIN_LIMIT), at):
+            at += _JOIN_LIMIT
+        if at >= b:
+            return list(zip(cuts, [*cuts[1:], b], strict=True))
+        cuts.append(at)
+
+
+def _odd_quotes(lines: Lines, a: int, b: int) -> bool:
+    """Does any of lines[a:b] hold an odd number of double quotes?"""
+    return bool((_np(pc.count_substring(lines.arr.slice(a, b - a), '"')) % 2).any())
+
+
+def _pieces(fmt: Format, merchant_key: str, bill_date: dt.date, total: int, other: int, idx: dict[str, int],
+            controls: dict[str, int | None], lines: Lines, a: int, b: int, n: int,
+            split: Callable[[str], list[str] | tuple[str, str]], **kw) -> Iterator[Parsed]:
+    """The records of lines[a:b] (`_records` with the format's rules and `kw`), one `Parsed` per piece of about
+    `PIECE_BYTES`: the caller validates and writes each before the next is parsed. Always at least one piece."""
+    for i, (lo, hi) in enumerate(_cuts(lines, a, b, kw.get("quoted", True))):
+        r = _records(lines, lo, hi, n, split, **kw, **_rules(fmt, idx, n))
+        yield _parsed(fmt, merchant_key, bill_date, total if i == 0 else 0, other if i == 0 else 0, idx, r,
+                      controls if i == 0 else {})
+
+
 def _concat(parts: list, kind: pa.DataType) -> pa.ChunkedArray:
     chunks = [c for p in parts for c in (p.chunks if isinstance(p, pa.ChunkedArray) else [p])]
     return pa.chunked_array([c.cast(kind) for c in chunks], type=kind)
@@ -716,16 +754,16 @@ def _csv_split(n_fields: int, strip: str = "") -> Callable[[str], list[str] | tu
     return split
 
 
-def parse_wechat(data: bytes, name: str) -> Parsed:
+def parse_wechat(data: bytes, name: str) -> Iterable[Parsed]:
     m = re.search(r"wechat_(\d{8,10})_(\d{8})_(ALL|SUCCESS|REFUND)", name)
     lines = _text(data, "utf-8", name)
     if _lstripped_head(lines).startswith("<xml>"):
         if b"No Bill Exist" in data or b"NO_STATEMENT_EXIST" in data:
             if not m:
                 raise Rejected(f"{name}: WeChat 'No Bill Exist' body, but the file name does not say merchant/date")
-            return Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines), {},
-                          np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string()), [],
-                          {"ctl_row_count": 0}, is_empty_day=True)
+            return [Parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines), {},
+                           np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string()), [],
+                           {"ctl_row_count": 0}, is_empty_day=True)]
         raise Rejected(f"{name} line 1: WeChat returned an error body instead of a bill")
     if m is None:
         raise Rejected(f"{name}: a WeChat bill must be named wechat_<mch_id>_<yyyymmdd>_<ALL|SUCCESS|REFUND>")
@@ -759,10 +797,8 @@ def parse_wechat(data: bytes, name: str) -> Parsed:
             return "missing_backtick", f"column {header[next(j for j, c in enumerate(cells) if not c.startswith('`'))]}"
         return [c[1:] for c in cells]
 
-    r = _records(lines, 1, max(summary_at, 1), n, split, quoted=False, backtick=True,
-                 **_rules(WECHAT_TRADE, idx, n))
-    return _parsed(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines) - max(summary_at - 1, 0),
-                   idx, r, controls)
+    return _pieces(WECHAT_TRADE, m.group(1), _ymd(m.group(2), name), len(lines), len(lines) - max(summary_at - 1, 0),
+                   idx, controls, lines, 1, max(summary_at, 1), n, split, quoted=False, backtick=True)
 
 
 def _lstripped_head(lines: Lines) -> str:
@@ -773,7 +809,7 @@ def _lstripped_head(lines: Lines) -> str:
     return lines.buf.to_pybytes().decode("utf-8").lstrip()[:4096]
 
 
-def parse_alipay(data: bytes, name: str) -> Parsed:
+def parse_alipay(data: bytes, name: str) -> Iterable[Parsed]:
     members = _safe_zip_members(data, name, gbk_names=True)
     detail_name = next((k for k in members if k.endswith("_业务明细.csv")), None)
     summary_name = next((k for k in members if k.endswith("_业务明细(汇总).csv")), None)
@@ -807,8 +843,6 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
     end_at = head_at + 1 + int(after[0]) if len(after) else len(lines)
     if not is_comment[end_at:].all():
         raise Rejected(f"{name}: detail lines after the #…明细列表结束 footer")
-    r = _records(lines, head_at + 1, end_at, len(header), _csv_split(len(header), "\t "), strip="\t ",
-                 **_rules(ALIPAY_TRADE, idx, len(header)))
     controls: dict[str, int | None] = {}
     for c in comments:
         if mt := re.match(r"#交易合计：(\d+)笔，商家实收共(-?[\d.]+)元", c):
@@ -817,7 +851,7 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
         if mt := re.match(r"#退款合计：(\d+)笔，商家实收退款共(-?[\d.]+)元", c):
             controls["ctl_row_count"] = controls.get("ctl_row_count", 0) + int(mt.group(1))
             controls["ctl_refund_fen"] = _yuan_to_fen(mt.group(2), name, "#退款合计")
-    other = len(lines) - int(r.line_span.sum()) - sum(p[1] for p in r.pre)
+    other = len(lines) - (end_at - head_at - 1)  # every line between header and footer is a record's (or refused)
     total = len(lines)
     if summary_name:
         s_lines = _split_lines(_decode(members[summary_name], "gbk", f"{name}!{summary_name}"))
@@ -830,10 +864,11 @@ def parse_alipay(data: bytes, name: str) -> Parsed:
             sv = s_total.split(",")
             if "服务费(元)" in sh:
                 controls["ctl_fee_fen"] = _yuan_to_fen(sv[sh.index("服务费(元)")], name, "汇总 服务费")
-    return _parsed(ALIPAY_TRADE, acct.group(1), bill_date, total, other, idx, r, controls)
+    return _pieces(ALIPAY_TRADE, acct.group(1), bill_date, total, other, idx, controls, lines, head_at + 1, end_at,
+                   len(header), _csv_split(len(header), "\t "), strip="\t ")
 
 
-def parse_unionpay(data: bytes, name: str) -> Parsed:
+def parse_unionpay(data: bytes, name: str) -> Iterable[Parsed]:
     members = _safe_zip_members(data, name, gbk_names=False)
     zm = [k for k in members if re.fullmatch(r"INN(\d{6})88ZM_(\d{15})(\.txt)?", k)]
     if len(zm) != 1:
@@ -883,8 +918,9 @@ def parse_unionpay(data: bytes, name: str) -> Parsed:
             total += 1
             pre.append((len(lines) + j + 1, 1, "unsupported_record", f"{k}: ZME adjustment rows are not staged",
                         b.decode("gbk", errors="backslashreplace")))
-    return Parsed(UNIONPAY_ZM, mt.group(2), bill_date, total, 0, columns, good_idx + 1,
-                  np.ones(len(good_idx), np.int64), raws, pre, {}, no_ctrl=ascii_)
+    # one piece: fixed-width lines are cut column-wise without per-record work, and come zipped (members in memory)
+    return [Parsed(UNIONPAY_ZM, mt.group(2), bill_date, total, 0, columns, good_idx + 1,
+                   np.ones(len(good_idx), np.int64), raws, pre, {}, no_ctrl=ascii_)]
 
 
 def _gbk_field(b: bytes, name: str, line_no: int, column: str) -> str:
@@ -895,7 +931,7 @@ def _gbk_field(b: bytes, name: str, line_no: int, column: str) -> str:
                        "wrong encoding?") from None
 
 
-def parse_payout_result(data: bytes, name: str) -> Parsed:
+def parse_payout_result(data: bytes, name: str) -> Iterable[Parsed]:
     lines = _text(data, "gbk", name)
     if not len(lines) or not lines[0].startswith("H|"):
         raise Rejected(f"{name} line 1: a payout result file starts with an H| batch header")
@@ -917,13 +953,12 @@ def parse_payout_result(data: bytes, name: str) -> Parsed:
         return cells if len(cells) == n else ("field_count", f"{len(cells)} fields, expected {n}")
 
     idx = {c.name: i for i, c in enumerate(BANK_PAYOUT_RESULT.columns)}
-    r = _records(lines, 1, len(lines), n, split, delim="|", quoted=False,
-                 **_rules(BANK_PAYOUT_RESULT, idx, n))
     controls = {"ctl_row_count": int(h[3]), "ctl_payment_fen": int(h[4])}
-    return _parsed(BANK_PAYOUT_RESULT, merchant, _ymd(h[2], name), len(lines), 1, idx, r, controls)
+    return _pieces(BANK_PAYOUT_RESULT, merchant, _ymd(h[2], name), len(lines), 1, idx, controls, lines, 1, len(lines),
+                   n, split, delim="|", quoted=False)
 
 
-def parse_bank_statement(data: bytes, name: str) -> Parsed:
+def parse_bank_statement(data: bytes, name: str) -> Iterable[Parsed]:
     lines = _text(data, "gbk", name)
     if len(lines) < 3 or not lines[0].startswith("账号:"):
         raise Rejected(f"{name} line 1: a bank statement starts with the 账号: block")
@@ -949,18 +984,17 @@ def parse_bank_statement(data: bytes, name: str) -> Parsed:
     tot = next(csv.reader([lines[total_at]]))
     if len(tot) != len(header):
         raise Rejected(f"{name} line {total_at + 1}: the 合计 row has {len(tot)} fields, the header {len(header)}")
-    r = _records(lines, 3, total_at, len(header), _csv_split(len(header)),
-                 **_rules(BANK_STATEMENT, idx, len(header)))
     controls = {
         "ctl_row_count": None,
         "ctl_debit_fen": _yuan_to_fen(tot[idx["debit_amount"]], name, "合计 借方"),
         "ctl_credit_fen": _yuan_to_fen(tot[idx["credit_amount"]], name, "合计 贷方"),
     }
-    return _parsed(BANK_STATEMENT, acct, bill_date, len(lines), 4, idx, r, controls)
+    return _pieces(BANK_STATEMENT, acct, bill_date, len(lines), 4, idx, controls, lines, 3, total_at, len(header),
+                   _csv_split(len(header)))
 
 
 def _parse_internal(fmt: Format):
-    def parse(data: bytes, name: str) -> Parsed:
+    def parse(data: bytes, name: str) -> Iterable[Parsed]:
         lines = _text(data, "utf-8", name)
         m = re.search(rf"internal_{fmt.bill_type}_(\d{{8}})\.csv", name)
         if not m:
@@ -969,9 +1003,8 @@ def _parse_internal(fmt: Format):
             raise Rejected(f"{name}: empty file, not even a header (an empty dump still has its header)")
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
-        r = _records(lines, 1, len(lines), len(header), _csv_split(len(header)),
-                     **_rules(fmt, idx, len(header)))
-        return _parsed(fmt, "", _ymd(m.group(1), name), len(lines), 1, idx, r, {})
+        return _pieces(fmt, "", _ymd(m.group(1), name), len(lines), 1, idx, {}, lines, 1, len(lines), len(header),
+                       _csv_split(len(header)))
 
     return parse
 
@@ -1245,10 +1278,18 @@ def _judge(p: Parsed, name: str, cols: dict, gate: Gate, sci: dict[str, np.ndarr
 # ---------------------------------------------------------------------------------------------------------------
 
 
+_PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": False}  # zstd does better on text ids
+
+
+def _tmp_path(path: Path) -> Path:
+    """Where `path` is written before its rename: a dot-file no source glob (*.parquet) matches."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+
+
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    pq.write_table(table, tmp, compression="zstd", use_dictionary=False)  # zstd does better on text ids
+    tmp = _tmp_path(path)
+    pq.write_table(table, tmp, **_PARQUET_OPTIONS)
     os.replace(tmp, path)
 
 
@@ -1310,8 +1351,47 @@ class _Prepared:
     path: Path
     lake: Path
     row: dict | None = None  # the ledger row (None: nothing to write)
-    raw: tuple[pa.Table, Path] | None = None
+    raw: _RawSink | None = None
     quarantine: tuple[pa.Table, Path] | None = None
+
+
+class _RawSink:
+    """A file version's raw Parquet, added a piece at a time. A file of one piece (most) stays in memory until
+    `_commit` writes it; from a second piece on, the pieces go to a temp file (a row group each) that `_commit`
+    renames, so a big dump never has all its rows in memory."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema, self.rows = path, schema, 0
+        self.table: pa.Table | None = None
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp = _tmp_path(path)
+
+    def add(self, table: pa.Table) -> None:
+        self.rows += table.num_rows
+        if self.writer is None and self.table is None:
+            self.table = table
+            return
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, **_PARQUET_OPTIONS)
+            self.writer.write_table(self.table)
+            self.table = None
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def abandon(self) -> None:
+        """The file was refused after some pieces were written: nothing of it may stay."""
+        self.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        if self.writer is None:
+            _atomic_write_parquet(self.table, self.path)
+        else:
+            os.replace(self.tmp, self.path)
 
 
 _GATE: Gate | None = None
@@ -1372,23 +1452,34 @@ def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
         else:
             rel_inner = rel
         parser = detect(data, rel_inner)
-        parsed = parser(data, rel_inner)
+        pieces = iter(parser(data, rel_inner))
         del data
-        table, quarantine = validate(parsed, rel_inner, gate)
-        fmt = parsed.fmt
-        row.update(format=fmt.name, channel=fmt.channel, merchant_key=parsed.merchant_key, bill_type=fmt.bill_type,
-                   bill_date=parsed.bill_date, status="landed", is_empty_day=parsed.is_empty_day,
-                   lines_total=parsed.lines_total, lines_detail=pc.sum(table.column("line_span")).as_py() or 0,
-                   lines_quarantined=sum(q[1] for q in quarantine), lines_other=parsed.lines_other)
-        row.update({k: v for k, v in parsed.controls.items() if k in row})
+        # Piece by piece (one for most files): validate, then hand the rows to the sink before the next is parsed.
+        quarantine: list[tuple[int, int, str, str, str]] = []
+        first, total, other, detail = None, 0, 0, 0
+        for parsed in pieces:
+            table, refused = validate(parsed, rel_inner, gate)
+            if first is None:
+                first, fmt = parsed, parsed.fmt
+                part = f"bill_date={parsed.bill_date.isoformat()}"
+                # rewritten even for a duplicate: identical bytes, and it repairs a crash before the ledger row
+                prep.raw = _RawSink(lake / "raw" / fmt.name / part / f"{fvid}.parquet", _raw_schema(fmt))
+            quarantine += refused
+            total, other = total + parsed.lines_total, other + parsed.lines_other
+            detail += pc.sum(table.column("line_span")).as_py() or 0
+            table = table.append_column("file_version_id", pa.repeat(pa.scalar(fvid, pa.string()), table.num_rows))
+            prep.raw.add(table.select(_raw_schema(fmt).names).cast(_raw_schema(fmt)))
+            del table, parsed
+        prep.raw.close()
+        quarantine.sort(key=lambda q: q[0])  # in line order, however the file was cut into pieces
+        row.update(format=fmt.name, channel=fmt.channel, merchant_key=first.merchant_key, bill_type=fmt.bill_type,
+                   bill_date=first.bill_date, status="landed", is_empty_day=first.is_empty_day,
+                   lines_total=total, lines_detail=detail, lines_quarantined=sum(q[1] for q in quarantine),
+                   lines_other=other)
+        row.update({k: v for k, v in first.controls.items() if k in row})
         conserved = row["lines_other"] + row["lines_detail"] + row["lines_quarantined"]
-        if conserved != parsed.lines_total:  # the parser lost or invented a line: refuse rather than guess
-            raise Rejected(f"{rel}: line conservation failed: {parsed.lines_total} lines read, {conserved} accounted")
-        part = f"bill_date={parsed.bill_date.isoformat()}"
-        # rewritten even for a duplicate: identical bytes, and it repairs a crash before the ledger row
-        table = table.append_column("file_version_id", pa.repeat(pa.scalar(fvid, pa.string()), table.num_rows))
-        table = table.select(_raw_schema(fmt).names).cast(_raw_schema(fmt))
-        prep.raw = (table, lake / "raw" / fmt.name / part / f"{fvid}.parquet")
+        if conserved != total:  # the parser lost or invented a line: refuse rather than guess
+            raise Rejected(f"{rel}: line conservation failed: {total} lines read, {conserved} accounted")
         if quarantine:
             q = pa.table(
                 {
@@ -1403,9 +1494,11 @@ def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
                 schema=QUARANTINE_SCHEMA,
             )
             prep.quarantine = (q, lake / "quarantine" / f"{fvid}.parquet")
-        prep.result = LandResult(rel, prep.result.status, fmt.name, table.num_rows, len(quarantine),
-                                 parsed.lines_other)
+        prep.result = LandResult(rel, prep.result.status, fmt.name, prep.raw.rows, len(quarantine), other)
     except Rejected as e:
+        if prep.raw is not None:
+            prep.raw.abandon()
+            prep.raw = None
         msg = mask_pans(str(e))
         row.update(status="rejected", reject_reason=msg, format=row["format"] or "unknown")
         prep.result = LandResult(rel, "rejected", row["format"], message=msg)
@@ -1415,15 +1508,16 @@ def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
 def _commit(prep: _Prepared) -> LandResult:
     """Write a prepared file: raw Parquet and quarantine, the delivered bytes, and the ledger row last."""
     if prep.row is not None:
-        for item in (prep.raw, prep.quarantine):
-            if item is not None:
-                _atomic_write_parquet(*item)
+        if prep.raw is not None:
+            prep.raw.commit()
+        if prep.quarantine is not None:
+            _atomic_write_parquet(*prep.quarantine)
         # The file's own copy, by hash: the warehouse can always be rebuilt from these bytes.
         sha = prep.row["sha256"]
         keep = prep.lake / "files" / sha
         if not keep.exists():
             keep.parent.mkdir(parents=True, exist_ok=True)
-            tmp = keep.with_name(f".{sha}.tmp-{os.getpid()}-{threading.get_ident()}")
+            tmp = _tmp_path(keep)
             shutil.copyfile(prep.path, tmp)
             os.replace(tmp, keep)
         ledger_path = prep.lake / "ledger" / f"{prep.row['delivery_id']}.parquet"
