@@ -244,7 +244,8 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
     ch_fee[am] = (ch_amount[am] * rate_bp[am] + 5000) // 10000
     fm = anomaly == "fee_mismatch"
     ch_fee[fm] = fee[fm] + rng.integers(1, 6, fm.sum())
-    internal_status = np.where(anomaly == "internal_processing", "PROCESSING", "SUCCESS").astype(object)
+    # Arrow strings straight from a mask: a numpy object array of them would be one Python str per payment
+    internal_status = pc.if_else(pa.array(anomaly == "internal_processing"), "PROCESSING", "SUCCESS")
 
     payments = pa.table(
         {
@@ -310,9 +311,9 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
     not_free = (anomaly != "").copy()
     not_free[r_pay] = True
     online = _pick(rc_rng, everyone, p.rate_online_recharge, not_free)
-    biz_type = np.full(n_all, "TRADE", dtype=object)
-    biz_type[online] = "RECHARGE"
-    payments = payments.append_column("biz_type", pa.array(biz_type.astype(str)))
+    is_recharge = np.zeros(n_all, dtype=bool)
+    is_recharge[online] = True
+    payments = payments.append_column("biz_type", pc.if_else(pa.array(is_recharge), "RECHARGE", "TRADE"))
 
     # --- offline recharges: the user applies, then wires money; the bank credit has no order id ---------------
     n_rc = p.recharges_per_day * n_days
