@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -29,6 +30,8 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from itertools import dropwhile, islice, takewhile
 from pathlib import Path
 
 from tally.formats import (
@@ -90,45 +93,52 @@ def prepare(params: WorldParams, data_dir: Path, out=sys.stdout) -> Path:
     return root
 
 
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+def _lines(f: Iterable[str]) -> Iterator[str]:
+    """The lines of a text stream opened to split at LF only, each without its LF and a CR before it: one at a time,
+    so a 2.9 GB dump is never one string, nor a list of lines, in memory."""
+    for ln in f:
+        yield ln.removesuffix("\n").removesuffix("\r")
 
 
-def _members(path: Path, gbk_names: bool) -> dict[str, bytes]:
+def _file_lines(path: Path, encoding: str) -> Iterator[str]:
+    with open(path, encoding=encoding, newline="\n") as f:
+        yield from _lines(f)
+
+
+def _member_lines(path: Path, is_member: Callable[[str], bool], gbk_names: bool) -> Iterator[str]:
+    """The lines of the first zip member whose name `is_member`, read from the zip as they are needed (GBK)."""
     with zipfile.ZipFile(path, metadata_encoding="gbk" if gbk_names else None) as zf:
-        return {i.filename: zf.read(i) for i in zf.infolist()}
+        info = next(i for i in zf.infolist() if is_member(i.filename))
+        with io.TextIOWrapper(zf.open(info), encoding="gbk", newline="\n") as f:
+            yield from _lines(f)
 
 
-def _detail_of(path: Path) -> tuple[Format, list[str]] | None:
-    """(format, detail lines as UTF-8 text) of a delivered file, by the formats' documented layouts."""
+def _detail_of(path: Path) -> tuple[Format, Iterator[str]] | None:
+    """(format, its detail lines as text, read as they are iterated) of a delivered file, by the formats' documented
+    layouts."""
     name = path.name
     if name.startswith("wechat_"):
-        text = path.read_bytes().decode("utf-8")
-        if text.startswith("<xml>"):
-            return None  # an empty day: nothing to read
-        lines = _lines(text)
-        end = next(i for i, ln in enumerate(lines) if ln.startswith("总交易单数"))
-        return WECHAT_TRADE, lines[1:end]
+        with open(path, "rb") as f:
+            if f.read(5) == b"<xml>":
+                return None  # an empty day: nothing to read
+        lines = islice(_file_lines(path, "utf-8"), 1, None)  # after the header, up to the summary's header
+        return WECHAT_TRADE, takewhile(lambda ln: not ln.startswith("总交易单数"), lines)
     if name.endswith(".csv.zip"):
-        members = _members(path, gbk_names=True)
-        lines = _lines(next(v for k, v in members.items() if k.endswith("_业务明细.csv")).decode("gbk"))
-        head = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
-        end = next(i for i in range(head + 1, len(lines)) if lines[i].startswith("#"))
-        return ALIPAY_TRADE, lines[head + 1:end]
+        member = _member_lines(path, lambda k: k.endswith("_业务明细.csv"), gbk_names=True)
+        lines = dropwhile(lambda ln: ln.startswith("#"), member)
+        next(lines, None)  # the header: the detail lines follow it, up to the next "#" line
+        return ALIPAY_TRADE, takewhile(lambda ln: not ln.startswith("#"), lines)
     if name.endswith(".zip"):
-        members = _members(path, gbk_names=False)
-        zm = next(v for k, v in members.items() if re.fullmatch(r"INN\d{6}88ZM_\d{15}(\.txt)?", k))
-        return UNIONPAY_ZM, _lines(zm.decode("gbk"))
+        zm = re.compile(r"INN\d{6}88ZM_\d{15}(\.txt)?")
+        return UNIONPAY_ZM, _member_lines(path, lambda k: zm.fullmatch(k) is not None, gbk_names=False)
     if name.startswith("PAYOUT_"):
-        return BANK_PAYOUT_RESULT, _lines(path.read_bytes().decode("gbk"))[1:]
+        return BANK_PAYOUT_RESULT, islice(_file_lines(path, "gbk"), 1, None)
     if name.startswith("bank_statement_"):
-        return BANK_STATEMENT, _lines(path.read_bytes().decode("gbk"))[3:-1]
+        lines = islice(_file_lines(path, "gbk"), 3, None)  # after the three header lines, up to the 合计 (totals) line
+        return BANK_STATEMENT, takewhile(lambda ln: not ln.startswith("合计"), lines)
     m = re.fullmatch(r"internal_([a-z]+)_\d{8}\.csv", name)
     if m:
-        return FORMATS[f"internal_{m.group(1)}"], _lines(path.read_bytes().decode("utf-8"))[1:]
+        return FORMATS[f"internal_{m.group(1)}"], islice(_file_lines(path, "utf-8"), 1, None)
     raise ValueError(f"{path}: not a file the benchmark world writes")
 
 
@@ -144,11 +154,15 @@ def _extract(landing: Path, out_dir: Path) -> dict:
         fmt, lines = got
         target = out_dir / (rel.replace("/", "__") + ".txt")
         target.parent.mkdir(parents=True, exist_ok=True)
-        text = "".join(ln + "\n" for ln in lines).encode("utf-8")
-        target.write_bytes(text)
-        n_fields = len(lines[0].split(",")) if fmt is WECHAT_TRADE and lines else len(fmt.columns)
-        files.append({"source": rel, "detail": target.name, "format": fmt.name, "lines": len(lines),
-                      "bytes": len(text), "fields": n_fields})
+        n_lines, n_fields = 0, len(fmt.columns)
+        with open(target, "w", encoding="utf-8", newline="\n") as f:
+            for ln in lines:
+                if n_lines == 0 and fmt is WECHAT_TRADE:  # the legacy layout has fewer columns
+                    n_fields = len(ln.split(","))
+                f.write(ln + "\n")
+                n_lines += 1
+        files.append({"source": rel, "detail": target.name, "format": fmt.name, "lines": n_lines,
+                      "bytes": target.stat().st_size, "fields": n_fields})
     return {"files": files, "lines": sum(f["lines"] for f in files), "bytes": sum(f["bytes"] for f in files)}
 
 

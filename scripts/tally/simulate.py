@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -243,7 +244,8 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
     ch_fee[am] = (ch_amount[am] * rate_bp[am] + 5000) // 10000
     fm = anomaly == "fee_mismatch"
     ch_fee[fm] = fee[fm] + rng.integers(1, 6, fm.sum())
-    internal_status = np.where(anomaly == "internal_processing", "PROCESSING", "SUCCESS").astype(object)
+    # Arrow strings straight from a mask: a numpy object array of them would be one Python str per payment
+    internal_status = pc.if_else(pa.array(anomaly == "internal_processing"), "PROCESSING", "SUCCESS")
 
     payments = pa.table(
         {
@@ -309,9 +311,9 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
     not_free = (anomaly != "").copy()
     not_free[r_pay] = True
     online = _pick(rc_rng, everyone, p.rate_online_recharge, not_free)
-    biz_type = np.full(n_all, "TRADE", dtype=object)
-    biz_type[online] = "RECHARGE"
-    payments = payments.append_column("biz_type", pa.array(biz_type.astype(str)))
+    is_recharge = np.zeros(n_all, dtype=bool)
+    is_recharge[online] = True
+    payments = payments.append_column("biz_type", pc.if_else(pa.array(is_recharge), "RECHARGE", "TRADE"))
 
     # --- offline recharges: the user applies, then wires money; the bank credit has no order id ---------------
     n_rc = p.recharges_per_day * n_days
@@ -350,7 +352,8 @@ def build_world(p: WorldParams) -> dict[str, pa.Table]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Formatting (DuckDB SQL). Each writer returns the file's lines; `_lines_bytes` joins them without a row loop.
+# Formatting (DuckDB SQL). Each writer streams its file's lines to disk with `_write_lines`, an Arrow batch at a
+# time and without a row loop: a file is never whole in memory (a 20M-trade payments dump is 2.9 GB).
 # ---------------------------------------------------------------------------------------------------------------
 
 _MACROS = r"""
@@ -433,21 +436,27 @@ def _connect(world: dict[str, pa.Table], p: WorldParams) -> duckdb.DuckDBPyConne
         inner join pay as p using (pay_seq)
         """
     )
+    # `pay` and `ref` are DuckDB's own copies: nothing reads the Arrow payments and refunds again (see simulate)
+    con.unregister("w_payments")
+    con.unregister("w_refunds")
     return con
 
 
-def _lines_bytes(con: duckdb.DuckDBPyConnection, sql: str, eol: str = "\n") -> str:
-    """Join the `line` column of a query into one string: Arrow's buffer, no Python loop per row."""
-    tbl = con.sql(sql).to_arrow_table()
-    col = tbl.column("line")
-    if len(col) == 0:
-        return ""
-    # large_string before combining: a 20M-line dump is more than the 2 GiB a string array's 32-bit offsets hold
-    arr = col.cast(pa.large_string()).combine_chunks()
-    arr = pc.binary_join_element_wise(arr, pa.scalar("", pa.large_string()), pa.scalar(eol, pa.large_string()))
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
-    start, end = offsets[arr.offset], offsets[arr.offset + len(arr)]
-    return arr.buffers()[2].slice(start, end - start).to_pybytes().decode("utf-8")  # one copy, not two
+# Lines per Arrow batch fetched from DuckDB: a batch and its joined text stay at tens of MB whatever the file's size.
+LINES_PER_BATCH = 100_000
+
+
+def _write_lines(con: duckdb.DuckDBPyConnection, sql: str, f, eol: str = "\n", encoding: str = "utf-8") -> None:
+    """Write the `line` column of a query to the binary file `f`, each line ended by `eol`, batch by batch."""
+    for batch in con.sql(sql).to_arrow_reader(LINES_PER_BATCH):
+        col = batch.column("line")
+        if len(col) == 0:
+            continue
+        arr = pc.binary_join_element_wise(col, pa.scalar("", col.type), pa.scalar(eol, col.type))
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
+        start, end = offsets[arr.offset], offsets[arr.offset + len(arr)]
+        text = arr.buffers()[2].slice(start, end - start)  # the batch's lines, one after the other, as UTF-8
+        f.write(text if encoding == "utf-8" else text.to_pybytes().decode("utf-8").encode(encoding))
 
 
 WECHAT_ALL_HEADER = (
@@ -503,11 +512,11 @@ def _channel_lines_sql(channel: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Writers. Each returns {relative path: bytes} for one bill date and one merchant (or one day for bank/internal).
+# Writers. Each writes one file for one bill date and one merchant (or one day for bank/internal) to `path`.
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _wechat_bill(con, rows_sql: str, legacy: bool) -> str:
+def _wechat_bill(con, rows_sql: str, legacy: bool, path: Path) -> None:
     bt = "'`' || "
     common = f"""
         {bt}ts(event_s) || ',' || {bt}'wx3f2a9c0d1e7b5a61' || ',' || {bt}wechat_mch_id || ',' || {bt}'0' || ',' ||
@@ -524,7 +533,6 @@ def _wechat_bill(con, rows_sql: str, legacy: bool) -> str:
     """
     tail = "" if legacy else f" || ',' || {bt}yuan(case kind when 'pay' then amount_fen else 0 end) || ',' || " \
         f"{bt}yuan(case kind when 'refund' then -amount_fen else 0 end) || ',' || '`'"
-    detail = _lines_bytes(con, f"select {common}{tail} as line from ({rows_sql}) order by event_s, seq, copy_no")
     s = con.execute(
         f"""
         select count(*), coalesce(sum(case kind when 'pay' then amount_fen else 0 end), 0),
@@ -540,23 +548,22 @@ def _wechat_bill(con, rows_sql: str, legacy: bool) -> str:
     else:
         header, summary_header = WECHAT_ALL_HEADER, WECHAT_ALL_SUMMARY
         summary = f"`{cnt},`{y(gross)},`{y(refund)},`0.00,`{y(fees)}000,`{y(gross)},`{y(refund)}"
-    return f"{header}\n{detail}{summary_header}\n{summary}\n"
+    with open(path, "wb") as f:
+        f.write(f"{header}\n".encode())
+        _write_lines(con, f"select {common}{tail} as line from ({rows_sql}) order by event_s, seq, copy_no", f)
+        f.write(f"{summary_header}\n{summary}\n".encode())
 
 
-def _alipay_bill(con, rows_sql: str, pid: str, d: dt.date) -> bytes:
+def _alipay_bill(con, rows_sql: str, pid: str, d: dt.date, path: Path) -> None:
     t = "|| '\t' ||"
-    detail = _lines_bytes(
-        con,
-        f"""
+    detail_sql = f"""
         select channel_serial {t} ',' || order_id {t} ',' || (case kind when 'pay' then '交易' else '退款' end) {t}
             ',' || '"' || product || '"' || ',' || ts(order_created_s) || ',' || ts(event_s) || ',' ||
             '\t,\t,\t,\t,' || '*' || right(payer_name(payer_seq), 1) || '(138****' || right(payer_seq::varchar, 4)
             || ')' {t} ',' || yuan(amount_fen) || ',' || yuan(amount_fen) || ',0.00,0.00,0.00,0.00,0.00,,0.00\t,0.00,'
             || coalesce(refund_id, '') {t} ',' || yuan(-fee_fen) || ',0.00,' as line
         from ({rows_sql}) order by event_s, seq, copy_no
-        """,
-        eol="\r\n",
-    )
+    """
     s = con.execute(
         f"""
         select count(*) filter (where kind = 'pay'), coalesce(sum(amount_fen) filter (where kind = 'pay'), 0),
@@ -569,12 +576,14 @@ def _alipay_bill(con, rows_sql: str, pid: str, d: dt.date) -> bytes:
     y = lambda f: con.execute(f"select yuan({int(f)})").fetchall()[0][0]  # noqa: E731
     nd = d + dt.timedelta(days=1)
     cn = lambda x: f"{x.year}年{x.month:02d}月{x.day:02d}日"  # noqa: E731
-    text = (
+    head = (
         "#支付宝业务明细查询\r\n"
         f"#账号：[{pid}0156]\r\n"
         f"#起始日期：[{cn(d)} 00:00:00]   终止日期：[{cn(nd)} 00:00:00]\r\n"
         "#-----------------------------------------业务明细列表----------------------------------------\r\n"
-        f"{ALIPAY_HEADER}\r\n{detail}"
+        f"{ALIPAY_HEADER}\r\n"
+    )
+    foot = (
         "#-----------------------------------------业务明细列表结束------------------------------------\r\n"
         f"#交易合计：{n_pay}笔，商家实收共{y(pay_sum)}元，商家优惠共0.00元\r\n"
         f"#退款合计：{n_ref}笔，商家实收退款共{y(ref_sum)}元，商家优惠退款共0.00元\r\n"
@@ -589,20 +598,34 @@ def _alipay_bill(con, rows_sql: str, pid: str, d: dt.date) -> bytes:
         f"#导出时间：[{cn(nd)} 05:41:17]\r\n"
     )
     stem = f"{pid}0156_{d:%Y%m%d}"
-    return _zip(
+    member = _spool_path(path)
+    with open(member, "wb") as f:
+        f.write(head.encode("gbk"))
+        _write_lines(con, detail_sql, f, eol="\r\n", encoding="gbk")
+        f.write(foot.encode("gbk"))
+    _write_zip(
+        path,
         [
             (f"{stem}_业务明细(汇总).csv", summary.encode("gbk")),  # member order is not fixed in real files
-            (f"{stem}_业务明细.csv", text.encode("gbk")),
+            (f"{stem}_业务明细.csv", member),
         ],
         gbk_names=True,
     )
+    member.unlink()
 
 
-def _unionpay_zm(con, rows_sql: str) -> str:
-    # Fixed width, one space between fields, 607 bytes + CRLF; ASCII fields only so byte = character offsets.
-    return _lines_bytes(
-        con,
-        f"""
+def _unionpay_zip(con, rows_sql: str, mer: str, d: dt.date, path: Path) -> None:
+    """The ZM file (fixed width, one space between fields, 607 bytes + CRLF; ASCII fields only so byte = character
+    offsets) and an empty ZME file, zipped."""
+    member = _spool_path(path)
+    with open(member, "wb") as f:
+        _write_lines(con, _unionpay_zm_sql(rows_sql), f, eol="\r\n", encoding="gbk")
+    _write_zip(path, [(f"INN{d:%y%m%d}88ZM_{mer}", member), (f"INN{d:%y%m%d}88ZME_{mer}", b"")])
+    member.unlink()
+
+
+def _unionpay_zm_sql(rows_sql: str) -> str:
+    return f"""
         select
             rpad('S56', 3, ' ') || ' ' || rpad('48021000', 11, ' ') || ' ' || rpad('00049992', 11, ' ') || ' ' ||
             lpad((seq % 1000000)::varchar, 6, '0') || ' ' || strftime(make_timestamp(event_s * 1000000), '%m%d%H%M%S')
@@ -625,9 +648,7 @@ def _unionpay_zm(con, rows_sql: str) -> str:
             || rpad('', 98, ' ')
             as line
         from ({rows_sql}) order by event_s, seq, copy_no
-        """,
-        eol="\r\n",
-    )
+    """
 
 
 class _GbkZipInfo(zipfile.ZipInfo):
@@ -637,15 +658,26 @@ class _GbkZipInfo(zipfile.ZipInfo):
         return self.filename.encode("gbk"), self.flag_bits
 
 
-def _zip(members: list[tuple[str, bytes]], gbk_names: bool = False) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+def _spool_path(path: Path) -> Path:
+    """Where a zip member is written before it is zipped into `path` (removed once zipped)."""
+    return path.with_name(path.name + ".member")
+
+
+def _write_zip(path: Path, members: list[tuple[str, bytes | Path]], gbk_names: bool = False) -> None:
+    """Zip members given as bytes, or as a file copied in pieces (a member can be hundreds of MB)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members:
             info = (_GbkZipInfo if gbk_names else zipfile.ZipInfo)(name, date_time=ZIP_DATE_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
+            if isinstance(data, bytes):
+                zf.writestr(info, data)
+                continue
+            # zipfile decides on zip64 headers from the size it is told before the first byte, as writestr does
+            # from len(data): hence a member spooled to a file of known size, and the same bytes as writestr's
+            info.file_size = data.stat().st_size
+            with open(data, "rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -655,10 +687,9 @@ def _zip(members: list[tuple[str, bytes]], gbk_names: bool = False) -> bytes:
 
 @dataclasses.dataclass
 class Delivery:
-    """One file as delivered: where it lands, its bytes and its delivery time (Asia/Shanghai, naive)."""
+    """One file as delivered: where it lands and its delivery time (Asia/Shanghai, naive)."""
 
     rel_path: str
-    data: bytes
     delivered_at: dt.datetime
 
 
@@ -666,13 +697,35 @@ def _delivery_dir(d: dt.date) -> str:
     return f"landing/{d:%Y-%m-%d}"
 
 
+def _target(out: Path, dl: Delivery) -> Path:
+    """The path a delivery is written to, its folder made. Files are written as they are made, not kept in memory."""
+    path = out / dl.rel_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+NO_BILL_XML = (
+    b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]>"
+    b"</return_msg><error_code><![CDATA[20002]]></error_code></xml>"
+)
+
+
 def simulate(p: WorldParams, out: Path) -> dict:
     """Write the world under `out` (landing/, ground_truth/, world.json). Returns a small summary."""
     world = build_world(p)
+    n_rows = {name: tbl.num_rows for name, tbl in world.items()}
     con = _connect(world, p)
+    # let the Arrow payments and refunds go while DuckDB holds `pay` and `ref` (0.6 GB at 5M trades a day)
+    del world["payments"], world["refunds"]
     out = Path(out)
     deliveries: list[Delivery] = []
     truth: list[dict] = []
+
+    def deliver(rel: str, when: dt.datetime) -> Path:
+        """Where a channel file delivered at `when` is written; its time is stamped once the world is written."""
+        deliveries.append(Delivery(f"{_delivery_dir(when.date())}/{rel}", when))
+        return _target(out, deliveries[-1])
+
     dates = p.dates
     rng = np.random.default_rng(p.seed + 1)  # file-level choices, independent of the row-level stream
     merchants = world["merchants"].to_pylist()
@@ -701,7 +754,7 @@ def simulate(p: WorldParams, out: Path) -> dict:
 
     # The re-issued bill corrects one payment line; every other line is the same in both versions and keeps the day
     # it was first visible, so only that payment clears (or credits) on the re-issue day.
-    corrected = _reissue_corrected(con, merchants, reissue) if reissue else None
+    corrected = _reissue_corrected(con, reissue) if reissue else None
     _settlement_payouts(con, p, late, corrected)
     _withdrawals(con, p, late, corrected)
     balance_fen = 100_000_000_000  # the settlement account's opening balance on the first day
@@ -715,60 +768,50 @@ def simulate(p: WorldParams, out: Path) -> dict:
                 if late and (mi, channel, d) == late:
                     when = deliver_day + dt.timedelta(days=2)
                 if channel == "wechat":
-                    rel = f"wechat/wechat_{mrow['wechat_mch_id']}_{d:%Y%m%d}_ALL.csv"
-                    if empty and (mi, channel, d) == empty:
-                        data = (
-                            b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]>"
-                            b"</return_msg><error_code><![CDATA[20002]]></error_code></xml>"
-                        )
-                    else:
-                        data = _wechat_bill(con, rows, bool(mrow["wechat_legacy"])).encode("utf-8")
-                    key = mrow["wechat_mch_id"]
+                    rel, key = f"wechat/wechat_{mrow['wechat_mch_id']}_{d:%Y%m%d}_ALL.csv", mrow["wechat_mch_id"]
                 elif channel == "alipay":
-                    rel = f"alipay/{mrow['alipay_pid']}0156_{d:%Y%m%d}.csv.zip"
-                    data = _alipay_bill(con, rows, mrow["alipay_pid"], d)
-                    key = mrow["alipay_pid"]
+                    rel, key = f"alipay/{mrow['alipay_pid']}0156_{d:%Y%m%d}.csv.zip", mrow["alipay_pid"]
                 else:
-                    mer = mrow["unionpay_mer_id"]
-                    zm = _unionpay_zm(con, rows).encode("gbk")
-                    rel = f"unionpay/{mer}_{d:%Y%m%d}.zip"
-                    data = _zip([(f"INN{d:%y%m%d}88ZM_{mer}", zm), (f"INN{d:%y%m%d}88ZME_{mer}", b"")])
-                    key = mer
-                if reissue and (mi, channel, d) == reissue:
+                    rel, key = f"unionpay/{mrow['unionpay_mer_id']}_{d:%Y%m%d}.zip", mrow["unionpay_mer_id"]
+                first = None
+                if reissue and (mi, channel, d) == reissue and corrected:
                     # First delivery had one payment 1.00 yuan too high; the corrected file follows a day later.
-                    text = data.decode("utf-8")
-                    first = _reissue_original(text, bool(mrow["wechat_legacy"]))
-                    if first is not None:
-                        deliveries.append(Delivery(f"{_delivery_dir(when.date())}/{rel}", first, when))
-                        when = when + dt.timedelta(days=1)
-                        rel = rel.replace("_ALL.csv", "_ALL.reissued.csv")
-                        truth.append(_truth("reissued_file", channel, d, key, "", ""))
-                deliveries.append(Delivery(f"{_delivery_dir(when.date())}/{rel}", data, when))
+                    first = deliver(rel, when)
+                    when = when + dt.timedelta(days=1)
+                    rel = rel.replace("_ALL.csv", "_ALL.reissued.csv")
+                    truth.append(_truth("reissued_file", channel, d, key, "", ""))
+                path = deliver(rel, when)
+                if channel == "wechat" and empty and (mi, channel, d) == empty:
+                    path.write_bytes(NO_BILL_XML)
+                elif channel == "wechat":
+                    _wechat_bill(con, rows, bool(mrow["wechat_legacy"]), path)
+                elif channel == "alipay":
+                    _alipay_bill(con, rows, mrow["alipay_pid"], d, path)
+                else:
+                    _unionpay_zip(con, rows, mrow["unionpay_mer_id"], d, path)
+                if first:
+                    _write_reissue_original(path, first, bool(mrow["wechat_legacy"]))
                 if late and (mi, channel, d) == late:
                     truth.append(_truth("late_file", channel, d, key, "", "", suspense_until=when.date()))
                 if dup_file and (mi, channel, d) == dup_file:
                     again = when + dt.timedelta(days=1)
-                    deliveries.append(Delivery(f"{_delivery_dir(again.date())}/{rel.replace('.zip', '.copy.zip')}",
-                                               data, again))
+                    shutil.copyfile(path, deliver(rel.replace(".zip", ".copy.zip"), again))
                     truth.append(_truth("duplicate_file", channel, d, key, "", ""))
 
-        deliveries.extend(_internal_dumps(con, p, d, deliver_day))
-        deliveries.append(_payout_result(con, p, d, deliver_day))
-        statement, balance_fen = _bank_statement(con, p, d, deliver_day, balance_fen)
+        deliveries.extend(_internal_dumps(con, p, d, deliver_day, out))
+        deliveries.append(_payout_result(con, p, d, deliver_day, out))
+        statement, balance_fen = _bank_statement(con, p, d, deliver_day, balance_fen, out)
         deliveries.append(statement)
     # The statement of the day after the world: the channels settle its last bill day (T+1), so the world closes.
     after = dates[-1] + dt.timedelta(days=1)
     statement, balance_fen = _bank_statement(con, p, after, dt.datetime.combine(after + dt.timedelta(days=1),
-                                                                                dt.time(10, 0)), balance_fen)
+                                                                                dt.time(10, 0)), balance_fen, out)
     deliveries.append(statement)
 
     truth.extend(_row_truth(con, p))
     for dl in deliveries:
-        path = out / dl.rel_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(dl.data)
         stamp = dl.delivered_at.replace(tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
-        os.utime(path, (stamp, stamp))
+        os.utime(out / dl.rel_path, (stamp, stamp))
     gt = out / "ground_truth"
     gt.mkdir(parents=True, exist_ok=True)
     truth.sort(key=lambda t: (t["kind"], t["channel"], t["bill_date"], t["key"], t["ref"]))
@@ -784,12 +827,12 @@ def simulate(p: WorldParams, out: Path) -> dict:
     summary = {
         "params": p.to_json(),
         "files": len(deliveries),
-        "payments": world["payments"].num_rows,
-        "refunds": world["refunds"].num_rows,
+        "payments": n_rows["payments"],
+        "refunds": n_rows["refunds"],
         "payouts": con.execute("select count(*) from w_payouts where biz_type = 'SETTLEMENT'").fetchall()[0][0],
         "withdrawals": con.execute("select count(*) from w_payouts where biz_type = 'WITHDRAWAL'").fetchall()[0][0],
         "online_recharges": con.execute("select count(*) from pay where biz_type = 'RECHARGE'").fetchall()[0][0],
-        "recharges": world["recharges"].num_rows,
+        "recharges": n_rows["recharges"],
         "channel_payments": counts,
         "anomalies": len(truth),
     }
@@ -803,35 +846,56 @@ def _reissue_row(lines: list[str]) -> int | None:
     return pay_rows[0] if pay_rows else None
 
 
-def _reissue_corrected(con, merchants: list[dict], reissue) -> tuple | None:
-    """(merchant_idx, channel, bill date, order id) of the payment the re-issued bill corrects, from the bill the
-    delivery loop writes (the same query, so the same bytes); None when there is nothing to re-issue."""
+def _reissue_corrected(con, reissue) -> tuple | None:
+    """(merchant_idx, channel, bill date, order id) of the payment the re-issued bill corrects; None when there is
+    nothing to re-issue. It is the bill's first payment line (`_reissue_row`: a payment's line says `SUCCESS, a
+    refund's `REFUND), found by the query the bill is written from rather than by reading the bill whole."""
     mi, channel, d = reissue
     rows = f"select * from ({_channel_lines_sql(channel)}) where merchant_idx = {mi} and bill_date = '{d}'"
-    legacy = next(bool(m["wechat_legacy"]) for m in merchants if m["merchant_idx"] == mi)
-    lines = _wechat_bill(con, rows, legacy).split("\n")
-    i = _reissue_row(lines)
-    return None if i is None else (mi, channel, d, lines[i].split(",")[6].lstrip("`"))
+    first = con.execute(
+        f"select order_id from ({rows}) where kind = 'pay' order by event_s, seq, copy_no limit 1").fetchall()
+    return (mi, channel, d, first[0][0]) if first else None
+
+
+def _reissue_lines(lines: Iterable[str], legacy: bool) -> Iterator[str]:
+    """The lines (without their newline) of the wrong first delivery of a re-issued WeChat bill, from the bill's:
+    its first payment 1.00 yuan too high, the summary's totals to match. A line at a time: a bill can be a GB."""
+    bump = lambda c: "`" + _yuan_py(_fen_py(c[1:]) + 100)  # noqa: E731
+    lines = iter(lines)
+    yield next(lines)  # the header
+    bumped = False
+    for ln in lines:
+        if ln.startswith("总交易单数"):  # the summary's header: the summary follows
+            yield ln
+            summary = next(lines).split(",")
+            summary[1] = bump(summary[1])
+            if not legacy:
+                summary[5] = bump(summary[5])
+            yield ",".join(summary)
+            yield from lines
+            return
+        cells = ln.split(",")
+        if not bumped and cells[9] == "`SUCCESS":
+            cells[12] = bump(cells[12])
+            if not legacy:
+                cells[24] = bump(cells[24])
+            ln, bumped = ",".join(cells), True
+        yield ln
 
 
 def _reissue_original(text: str, legacy: bool) -> bytes | None:
     """The wrong first delivery of a re-issued WeChat bill: one payment 1.00 yuan too high, totals to match."""
     lines = text.split("\n")
-    i = _reissue_row(lines)
-    if i is None:
+    if _reissue_row(lines) is None:
         return None
-    cells = lines[i].split(",")
-    bump = lambda c: "`" + _yuan_py(_fen_py(c[1:]) + 100)  # noqa: E731
-    cells[12] = bump(cells[12])
-    if not legacy:
-        cells[24] = bump(cells[24])
-    lines[i] = ",".join(cells)
-    summary = lines[-2].split(",")
-    summary[1] = bump(summary[1])
-    if not legacy:
-        summary[5] = bump(summary[5])
-    lines[-2] = ",".join(summary)
-    return "\n".join(lines).encode("utf-8")
+    return "\n".join(_reissue_lines(lines, legacy)).encode("utf-8")
+
+
+def _write_reissue_original(bill: Path, path: Path, legacy: bool) -> None:
+    """`_reissue_original` of the bill at `bill` (which has a payment), written to `path` a line at a time."""
+    with open(bill, encoding="utf-8", newline="\n") as src, open(path, "w", encoding="utf-8", newline="\n") as dst:
+        for ln in _reissue_lines((ln.removesuffix("\n") for ln in src), legacy):
+            dst.write(ln + "\n")
 
 
 def _fen_py(s: str) -> int:
@@ -1170,34 +1234,26 @@ def _settlement_truth(con, path: Path) -> None:
             f.write(",".join(str(x) for x in r) + "\n")
 
 
-def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[Delivery]:
+def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime, out: Path) -> list[Delivery]:
     """MySQL-style CSV exports with a header: created that day, with the status at export time."""
     di = (d - p.start_date).days
     base = _delivery_dir(when.date()) + "/internal"
     csv_q = "'\"' || replace({}, '\"', '\"\"') || '\"'"
     subject = f"case when biz_type = 'RECHARGE' then '{RECHARGE_PRODUCT}' else {PRODUCTS}[(pay_seq % 8) + 1] end"
-    payments = _lines_bytes(
-        con,
-        f"""
+    payments = f"""
         select concat_ws(',', order_id, merchant_id, channel,
             case when internal_status = 'SUCCESS' then channel_serial else '' end, amount_fen::varchar, 'CNY',
             internal_status, ts(created_s), case when internal_status = 'SUCCESS' then ts(paid_s) else '' end,
             'o' || right(payer_openid, 8), {csv_q.format(subject)}, biz_type) as line
         from pay where in_internal and created_day_idx = {di} order by created_s, pay_seq
-        """,
-    )
-    refunds = _lines_bytes(
-        con,
-        f"""
+    """
+    refunds = f"""
         select concat_ws(',', refund_id, order_id, merchant_id, channel, amount_fen::varchar, 'CNY', 'SUCCESS',
             ts(requested_s), ts(requested_s + 30), refund_no::varchar) as line
         from ref where bill_date = '{d}' order by requested_s, refund_seq
-        """,
-    )
+    """
     # Payouts: one row per state change that day (created, and later final / returned), with updated_at.
-    payouts = _lines_bytes(
-        con,
-        f"""
+    payouts = f"""
         with events as (
             select payout_seq, merchant_idx, amount_fen, settlement_batch_id, biz_type, submitted_s as created_s,
                    submitted_s as updated_s,
@@ -1218,18 +1274,14 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
             payer_account(payout_seq + 900000), payer_name(payout_seq), ts(created_s), ts(updated_s),
             settlement_batch_id, biz_type) as line
         from events inner join w_merchants as m using (merchant_idx) order by updated_s, payout_seq
-        """,
-    )
-    recharges = _lines_bytes(
-        con,
-        f"""
+    """
+    recharges = f"""
         select concat_ws(',', recharge_id(recharge_seq), m.merchant_id, amount_fen::varchar, 'CNY', 'PENDING',
             payer_name(recharge_seq + 1000), payer_account(recharge_seq + 1000), remark_code(recharge_seq),
             ts(applied_s)) as line
         from w_recharges inner join w_merchants as m using (merchant_idx)
         where day_idx = {di} and anomaly <> 'recharge_unclaimed' order by applied_s, recharge_seq
-        """,
-    )
+    """
     heads = {
         "payments": "order_id,merchant_id,channel,channel_serial,amount_fen,currency,status,created_at,paid_at,"
         "payer_id,subject,biz_type",
@@ -1241,13 +1293,16 @@ def _internal_dumps(con, p: WorldParams, d: dt.date, when: dt.datetime) -> list[
         "applied_at",
     }
     bodies = {"payments": payments, "refunds": refunds, "payouts": payouts, "recharges": recharges}
-    return [
-        Delivery(f"{base}/internal_{name}_{d:%Y%m%d}.csv", (heads[name] + "\n" + bodies[name]).encode("utf-8"), when)
-        for name in heads
-    ]
+    dumps = []
+    for name in heads:
+        dumps.append(Delivery(f"{base}/internal_{name}_{d:%Y%m%d}.csv", when))
+        with open(_target(out, dumps[-1]), "wb") as f:
+            f.write((heads[name] + "\n").encode("utf-8"))
+            _write_lines(con, bodies[name], f)
+    return dumps
 
 
-def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delivery:
+def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime, out: Path) -> Delivery:
     """The bank's payout result file (回盘): header line, then S/F/P rows; later files carry finals and returns."""
     di = (d - p.start_date).days
     rows_sql = f"""
@@ -1261,9 +1316,7 @@ def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delive
         select payout_seq, amount_fen, {_day_seconds(d)} + 11 * 3600 + payout_seq % 3600, 'R' from w_payouts
         where return_day_idx = {di}
     """
-    body = _lines_bytes(
-        con,
-        f"""
+    body = f"""
         select concat_ws('|', 'D', row_number() over (order by t, payout_seq)::varchar, payout_id(payout_seq),
             payer_account(payout_seq + 900000), left(payer_name(payout_seq), 1) || '*', amount_fen::varchar, 'CNY',
             st, case st when 'F' then '3012' when 'R' then '4001' else '0000' end,
@@ -1272,8 +1325,7 @@ def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delive
             case when st in ('S', 'R') then 'BK' || digits(payout_seq, 14) else '' end,
             strftime(make_timestamp(t * 1000000), '%Y%m%d%H%M%S')) as line
         from ({rows_sql}) order by t, payout_seq
-        """,
-    )
+    """
     h = con.execute(
         f"""select count(*), coalesce(sum(amount_fen), 0), count(*) filter (where st = 'S'),
             coalesce(sum(amount_fen) filter (where st = 'S'), 0), count(*) filter (where st = 'F'),
@@ -1281,12 +1333,15 @@ def _payout_result(con, p: WorldParams, d: dt.date, when: dt.datetime) -> Delive
     ).fetchall()[0]
     batch = f"B{d:%Y%m%d}{di + 1:06d}"
     head = f"H|{batch}|{d:%Y%m%d}|" + "|".join(str(int(x)) for x in h)
-    data = (head + "\r\n" + body.replace("\n", "\r\n")).encode("gbk")
-    return Delivery(f"{_delivery_dir(when.date())}/bank/PAYOUT_{PAYOUT_ACCOUNT_NO}_{batch}_{d:%Y%m%d}_RESULT.txt",
-                    data, when)
+    dl = Delivery(f"{_delivery_dir(when.date())}/bank/PAYOUT_{PAYOUT_ACCOUNT_NO}_{batch}_{d:%Y%m%d}_RESULT.txt", when)
+    with open(_target(out, dl), "wb") as f:
+        f.write((head + "\r\n").encode("gbk"))
+        _write_lines(con, body, f, eol="\r\n", encoding="gbk")
+    return dl
 
 
-def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_fen: int) -> tuple[Delivery, int]:
+def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_fen: int,
+                    out: Path) -> tuple[Delivery, int]:
     """Our settlement account's statement for day d (GBK CSV, header block, thousands separators, 合计 row).
 
     Credits: each channel's net for bill date d-1 per merchant account (T+1), offline recharges, payout returns.
@@ -1342,9 +1397,7 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_
                payout_seq
         from w_payouts where return_day_idx = {di}
     """
-    body = _lines_bytes(
-        con,
-        f"""
+    body = f"""
         with e as (select *, row_number() over (order by t, ord, seq) as rn from ({entries})),
         b as (select *, {opening_fen} + sum(credit - debit) over (order by rn) as balance from e)
         select concat_ws(',', strftime(make_timestamp(t * 1000000), '%Y-%m-%d'),
@@ -1357,17 +1410,19 @@ def _bank_statement(con, p: WorldParams, d: dt.date, when: dt.datetime, opening_
             '"' || yuan_thousands(balance) || '"', name, account, bank, summary, remark,
             'CMB' || strftime(date '{d}', '%Y%m%d') || lpad(rn::varchar, 8, '0')) as line
         from b order by rn
-        """,
-    )
+    """
     tot = con.execute(f"select coalesce(sum(debit), 0), coalesce(sum(credit), 0) from ({entries})").fetchall()[0]
     y = lambda f: con.execute(f"select yuan_thousands({int(f)})").fetchall()[0][0]  # noqa: E731
-    text = (
+    head = (
         f"账号:,{OUR_BANK_ACCOUNT},户名:,{OUR_COMPANY},币种:,人民币\r\n"
         f"起始日期:,{d:%Y-%m-%d},终止日期:,{d:%Y-%m-%d}\r\n"
         f"{BANK_HEADER}\r\n"
-        + body.replace("\n", "\r\n")
-        + f'合计,,,"{y(tot[0])}","{y(tot[1])}",,,,,,,\r\n'
     )
+    total = f'合计,,,"{y(tot[0])}","{y(tot[1])}",,,,,,,\r\n'
     closing = opening_fen + int(tot[1]) - int(tot[0])
-    return Delivery(f"{_delivery_dir(when.date())}/bank/bank_statement_{OUR_BANK_ACCOUNT}_{d:%Y%m%d}.csv",
-                    text.encode("gbk"), when), closing
+    dl = Delivery(f"{_delivery_dir(when.date())}/bank/bank_statement_{OUR_BANK_ACCOUNT}_{d:%Y%m%d}.csv", when)
+    with open(_target(out, dl), "wb") as f:
+        f.write(head.encode("gbk"))
+        _write_lines(con, body, f, eol="\r\n", encoding="gbk")
+        f.write(total.encode("gbk"))
+    return dl, closing
