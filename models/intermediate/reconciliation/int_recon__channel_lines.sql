@@ -15,7 +15,7 @@ settlement_accounts as (
 ),
 
 -- WeChat, Alipay and UnionPay bill lines in one shape (int_recon__trade_bill_lines), current versions only
-trade_lines as (
+trade_lines as {{ cte_hint('not materialized') }} (
     select
         channel,
         source_format,
@@ -39,7 +39,7 @@ trade_lines as (
     where file_status = 'current'
 ),
 
-trade as (
+trade as {{ cte_hint('not materialized') }} (
     select
         'trade' as recon_stream,
         channel,
@@ -74,7 +74,7 @@ trade as (
     from trade_lines
 ),
 
-payout_result as (
+payout_result as {{ cte_hint('not materialized') }} (
     select
         'payout_result' as recon_stream,
         'bank' as channel,
@@ -133,7 +133,7 @@ statement_kinds as (
     from statement_parsed
 ),
 
-bank_statement as (
+bank_statement as {{ cte_hint('not materialized') }} (
     select
         'bank_statement' as recon_stream,
         'bank' as channel,
@@ -170,7 +170,7 @@ bank_statement as (
     from statement_kinds
 ),
 
-unioned as (
+unioned as {{ cte_hint('not materialized') }} (
     select * from trade
     union all
     select * from payout_result
@@ -178,23 +178,38 @@ unioned as (
     select * from bank_statement
 ),
 
-with_ids as (
+-- read twice (the keys below, the final select): computed again rather than held, it is the whole width
+with_ids as {{ cte_hint('not materialized') }} (
     select
         file_version_id || '#' || cast(line_no as {{ dbt.type_string() }}) as channel_line_id,
         *
     from unioned
 ),
 
+-- what the repeated-key checks read, kept once and narrow
+id_keys as {{ cte_hint('materialized') }} (
+    select
+        channel_line_id,
+        recon_stream,
+        match_key,
+        business_key,
+        duplicate_key,
+        bill_date,
+        file_version_id,
+        line_no
+    from with_ids
+),
+
 match_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'match_key') }}
+    {{ repeated_key_occurrences('id_keys', 'channel_line_id', 'match_key') }}
 ),
 
 business_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'business_key') }}
+    {{ repeated_key_occurrences('id_keys', 'channel_line_id', 'business_key') }}
 ),
 
 duplicate_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'channel_line_id', 'duplicate_key') }}
+    {{ repeated_key_occurrences('id_keys', 'channel_line_id', 'duplicate_key') }}
 )
 
 select

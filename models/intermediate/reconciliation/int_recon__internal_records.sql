@@ -30,7 +30,7 @@ refunds as (
     left join payments as p on r.order_id = p.order_id
 ),
 
-trade as (
+trade as {{ cte_hint('not materialized') }} (
     select
         'trade' as recon_stream,
         channel,
@@ -98,7 +98,7 @@ payout_events as (
     select * from {{ ref('stg_internal__payout_events') }}
 ),
 
-payouts as (
+payouts as {{ cte_hint('not materialized') }} (
     select
         'payout_result' as recon_stream,
         'bank' as channel,
@@ -164,7 +164,7 @@ payouts as (
     where status in ('SUCCESS', 'RETURNED')
 ),
 
-recharges as (
+recharges as {{ cte_hint('not materialized') }} (
     select
         'bank_statement' as recon_stream,
         'bank' as channel,
@@ -198,7 +198,7 @@ recharges as (
     from {{ ref('stg_internal__recharges') }}
 ),
 
-settlements as (
+settlements as {{ cte_hint('not materialized') }} (
     select
         'bank_statement' as recon_stream,
         -- the money arrives on our bank account; the settling channel is in the group key
@@ -232,7 +232,7 @@ settlements as (
     from {{ ref('int_recon__expected_channel_settlements') }}
 ),
 
-unioned as (
+unioned as {{ cte_hint('not materialized') }} (
     select * from trade
     union all
     select * from payouts
@@ -242,7 +242,8 @@ unioned as (
     select * from settlements
 ),
 
-with_ids as (
+-- read twice (the keys below, the final select): computed again rather than held, it is the whole width
+with_ids as {{ cte_hint('not materialized') }} (
     select
         -- a payout state change is in two streams, so the stream is part of the id
         unioned.recon_stream || ':' || coalesce(
@@ -287,16 +288,30 @@ with_ids as (
         on unioned.file_version_id = files.file_version_id and files.file_status = 'current'
 ),
 
+-- what the repeated-key checks read, kept once and narrow
+id_keys as {{ cte_hint('materialized') }} (
+    select
+        internal_record_id,
+        recon_stream,
+        match_key,
+        business_key,
+        duplicate_key,
+        bill_date,
+        file_version_id,
+        line_no
+    from with_ids
+),
+
 match_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'match_key') }}
+    {{ repeated_key_occurrences('id_keys', 'internal_record_id', 'match_key') }}
 ),
 
 business_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'business_key') }}
+    {{ repeated_key_occurrences('id_keys', 'internal_record_id', 'business_key') }}
 ),
 
 duplicate_key_repeats as (
-    {{ repeated_key_occurrences('with_ids', 'internal_record_id', 'duplicate_key') }}
+    {{ repeated_key_occurrences('id_keys', 'internal_record_id', 'duplicate_key') }}
 )
 
 select
