@@ -49,7 +49,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _bench_e2e(args: argparse.Namespace) -> int:
     from tally.bench_e2e import run
 
-    run(args.trades, Path(args.data_dir), merchants=args.merchants, seed=args.seed, skip_pandas=args.no_pandas)
+    run(args.trades, Path(args.data_dir), merchants=args.merchants, seed=args.seed, skip_pandas=args.no_pandas,
+        parse_floor=not args.no_parse_floor)
     return 0
 
 
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--merchants", type=int, default=10)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--no-pandas", action="store_true", help="skip the pandas baseline (slow at 10M and more)")
+    b.add_argument("--no-parse-floor", action="store_true",
+                   help="skip the parse floor and pandas, and the copy of the day's detail lines they read (for days "
+                        "too large for the disk to hold that copy too)")
     b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
     b.set_defaults(func=_bench_e2e)
 

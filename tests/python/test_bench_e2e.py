@@ -8,7 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from tally.bench_e2e import LAYERS, run
+from tally import bench
+from tally.bench_e2e import LAYERS, run, world
 
 
 def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
@@ -29,3 +30,24 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
         assert name in text and figures["ratios"][name] > 0
     saved = json.loads(next(tmp_path.rglob("result.json")).read_text())
     assert saved["ratios"] == figures["ratios"]
+
+
+def test_bench_e2e_without_the_parse_floor_counts_the_same_lines_and_copies_none(tmp_path: Path):
+    out = io.StringIO()
+    figures = run(3_000, tmp_path, merchants=3, parse_floor=False, out=out)
+    assert set(figures["baselines"]) == {"engine floor"}
+    assert set(figures["ratios"]) == {"reconciliation / engine floor"}
+    assert "parse floor" not in out.getvalue()
+    root = next(tmp_path.glob("v*"))
+    assert not (root / "detail").exists() or not any((root / "detail").iterdir())
+    counted = json.loads((root / "ready.json").read_text())
+    assert counted["detail_copy"] is False and counted["lines"] == figures["lines"] > 3_000
+    # a later run that wants the copy extracts it from the same world: the same lines and bytes, now on disk
+    bench.prepare(world(3_000, 3, 1), tmp_path, out=io.StringIO(), detail=True)
+    copied = json.loads((root / "ready.json").read_text())
+    assert copied["detail_copy"] is True
+    assert [(f["source"], f["lines"], f["bytes"]) for f in copied["files"]] == \
+        [(f["source"], f["lines"], f["bytes"]) for f in counted["files"]]
+    for f in copied["files"]:
+        if f["lines"]:
+            assert (root / "detail" / f["detail"]).stat().st_size == f["bytes"]
