@@ -178,7 +178,8 @@ unioned as {{ cte_hint('not materialized') }} (
     select * from bank_statement
 ),
 
--- read twice (the keys below, the final select): computed again rather than held, it is the whole width
+-- read twice (the keys below, the final select) and computed twice rather than held: it is the whole width.
+-- The CTEs it is built from carry the same hint, or DuckDB would hold them instead (each is then read twice).
 with_ids as {{ cte_hint('not materialized') }} (
     select
         file_version_id || '#' || cast(line_no as {{ dbt.type_string() }}) as channel_line_id,

@@ -242,7 +242,8 @@ unioned as {{ cte_hint('not materialized') }} (
     select * from settlements
 ),
 
--- read twice (the keys below, the final select): computed again rather than held, it is the whole width
+-- read twice (the keys below, the final select) and computed twice rather than held: it is the whole width.
+-- The CTEs it is built from carry the same hint, or DuckDB would hold them instead (each is then read twice).
 with_ids as {{ cte_hint('not materialized') }} (
     select
         -- a payout state change is in two streams, so the stream is part of the id
@@ -288,8 +289,9 @@ with_ids as {{ cte_hint('not materialized') }} (
         on unioned.file_version_id = files.file_version_id and files.file_status = 'current'
 ),
 
--- what the repeated-key checks read, kept once and narrow
-id_keys as {{ cte_hint('materialized') }} (
+-- what the repeated-key checks read: computed for each of them, not held. Held, it ran DuckDB out of memory at 50M
+-- trades (int_recon__channel_lines, whose held copy passed there, keeps it).
+id_keys as {{ cte_hint('not materialized') }} (
     select
         internal_record_id,
         recon_stream,
