@@ -1,7 +1,10 @@
 /*
     Every pair the cascade made, one row per (channel line, our record), with the rule and pass that made it.
     Refused (ambiguous) candidate pairs of the fuzzy passes are not pairs and stay out.
+    A view: the passes are tables already, and only fct_recon_results and this model's two tests read it, so a
+    table would write every pair (10M at 10M trades) a second time.
 */
+{{ config(materialized='view') }}
 {%- set passes = [
     'int_recon__pass1_key_matches', 'int_recon__pass2_secondary_key_matches',
     'int_recon__pass3_payer_account_matches', 'int_recon__pass4_payer_name_matches',
