@@ -145,6 +145,13 @@ def build_breakdown(target: Path) -> dict[str, float]:
     return out
 
 
+def slowest_nodes(target: Path, n: int = 8) -> list[tuple[str, float]]:
+    """The `n` models and tests of one `dbt build` that ran longest, as (name, seconds): where to profile first."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:n]
+    return [(r["unique_id"].split(".")[2], r["execution_time"]) for r in ranked]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Baselines run in child processes (python -m tally.bench_e2e --floor NAME ...)
 # ---------------------------------------------------------------------------------------------------------------
@@ -322,6 +329,7 @@ def run(trades: int, data_dir: Path, merchants: int = bench.DEFAULT_MERCHANTS, s
     # so nothing is reused from a previous parse) is the stage's wall time less dbt's own elapsed time
     dbt_elapsed = json.loads((target / "run_results.json").read_text())["elapsed_time"]
     layers["startup and parse"] = stages[-1]["seconds"] - dbt_elapsed
+    slowest = slowest_nodes(target)
     if _has_publish():
         stages.append(_run_stage("publish", [py, "-m", "tally", "publish", "--data-dir", str(run_dir),
                                              "--warehouse", str(warehouse), "--target", str(target),
@@ -354,6 +362,9 @@ def run(trades: int, data_dir: Path, merchants: int = bench.DEFAULT_MERCHANTS, s
             for part in ("startup and parse", "seeds", *LAYERS, "tests"):
                 if part in layers:
                     print(f"  {part:<20}{layers[part]:>9.2f}", file=out)
+            print("  slowest nodes:", file=out)
+            for name, seconds in slowest:
+                print(f"    {seconds:>6.2f}  {name}", file=out)
     print(f"{'end to end':<22}{e2e['seconds']:>9.2f}{e2e['cpu_seconds']:>8.1f}{lines / e2e['seconds']:>12,.0f}"
           f"{mb / e2e['seconds']:>8.1f}{e2e['peak_rss'] / 1e6:>13,.0f}", file=out)
     print(f"\n{'baseline':<22}{'seconds':>9}{'CPU s':>8}{'peak RSS MB':>13}", file=out)
@@ -362,8 +373,8 @@ def run(trades: int, data_dir: Path, merchants: int = bench.DEFAULT_MERCHANTS, s
     print("\nratios (target):", file=out)
     for name, value in ratios.items():
         print(f"  {name:<32}{value:>7.2f}x   ({TARGETS[name]})", file=out)
-    figures = {"trades": trades, "lines": lines, "mb": mb, "stages": stages, "layers": layers, "end_to_end": e2e,
-               "baselines": floors, "ratios": ratios, "targets": TARGETS}
+    figures = {"trades": trades, "lines": lines, "mb": mb, "stages": stages, "layers": layers,
+               "slowest_nodes": slowest, "end_to_end": e2e, "baselines": floors, "ratios": ratios, "targets": TARGETS}
     (run_dir / "result.json").write_text(json.dumps(figures, indent=1) + "\n")
     print(f"\nfigures written to {run_dir / 'result.json'}", file=out)
     return figures

@@ -24,6 +24,11 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     assert figures["layers"]["tests"] > 0
     # dbt starts and parses the project before its first node: a part of the stage, never all of it
     assert 0 < figures["layers"]["startup and parse"] < stages["dbt build"]["seconds"]
+    # the slowest nodes are named as dbt names them, longest first, each at most the build's own time
+    slowest = figures["slowest_nodes"]
+    assert len(slowest) == 8 and [t for _, t in slowest] == sorted((t for _, t in slowest), reverse=True)
+    assert all("." not in name and 0 < t < stages["dbt build"]["seconds"] for name, t in slowest)
+    assert slowest[0][0] in text
     engine, pandas = figures["baselines"]["engine floor"], figures["baselines"]["pandas"]
     assert engine["rows"] == pandas["rows"] > 3_000
     assert engine["breaks"] == pandas["breaks"]
