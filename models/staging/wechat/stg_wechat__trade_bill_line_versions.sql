@@ -1,6 +1,3 @@
--- a table: the reconciliation models and a dozen data tests read these lines, and a view would parse them each time
-{{ config(materialized='table') }}
-
 with
 
 source as (
