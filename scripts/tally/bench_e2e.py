@@ -122,13 +122,13 @@ def _node_kinds(manifest: Path) -> dict[str, str]:
     return out
 
 
-def build_breakdown(target: Path) -> dict[str, float]:
+def build_breakdown(target: Path, run_results: dict) -> dict[str, float]:
     """Seconds per part of one `dbt build`: seeds and each model layer as first start to last end (models of a
     layer run side by side on 2 threads), tests as the sum of their run times (dbt interleaves them)."""
     kinds = _node_kinds(target / "manifest.json")
     spans: dict[str, list[float]] = {}
     tests = 0.0
-    for r in json.loads((target / "run_results.json").read_text())["results"]:
+    for r in run_results["results"]:
         kind = kinds.get(r["unique_id"])
         execute = [t for t in r["timing"] if t["name"] == "execute"]
         if kind is None or not execute:
@@ -145,10 +145,9 @@ def build_breakdown(target: Path) -> dict[str, float]:
     return out
 
 
-def slowest_nodes(target: Path, n: int = 8) -> list[tuple[str, float]]:
+def slowest_nodes(run_results: dict, n: int = 8) -> list[tuple[str, float]]:
     """The `n` models and tests of one `dbt build` that ran longest, as (name, seconds): where to profile first."""
-    results = json.loads((target / "run_results.json").read_text())["results"]
-    ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:n]
+    ranked = sorted(run_results["results"], key=lambda r: r["execution_time"], reverse=True)[:n]
     return [(r["unique_id"].split(".")[2], r["execution_time"]) for r in ranked]
 
 
@@ -324,12 +323,12 @@ def run(trades: int, data_dir: Path, merchants: int = bench.DEFAULT_MERCHANTS, s
                                   "--lake", str(run_dir / "lake")], env, log)]
     stages.append(_run_stage("dbt build", [dbt_exe, "build", "--project-dir", str(PROJECT_DIR), "--target-path",
                                            str(target)], env, log))
-    layers = build_breakdown(target)
+    run_results = json.loads((target / "run_results.json").read_text())
+    layers = build_breakdown(target, run_results)
     # what dbt spends before its first node and after its last (start, parse: the bench's target directory is new,
     # so nothing is reused from a previous parse) is the stage's wall time less dbt's own elapsed time
-    dbt_elapsed = json.loads((target / "run_results.json").read_text())["elapsed_time"]
-    layers["startup and parse"] = stages[-1]["seconds"] - dbt_elapsed
-    slowest = slowest_nodes(target)
+    layers["startup and parse"] = stages[-1]["seconds"] - run_results["elapsed_time"]
+    slowest = slowest_nodes(run_results)
     if _has_publish():
         stages.append(_run_stage("publish", [py, "-m", "tally", "publish", "--data-dir", str(run_dir),
                                              "--warehouse", str(warehouse), "--target", str(target),
