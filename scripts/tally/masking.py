@@ -13,6 +13,15 @@ import pyarrow.compute as pc
 PAN_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])\d{13,19}(?![0-9A-Za-z])")
 
 
+# A card number's digits: 13-19 under a prefix a card network issues under (ISO/IEC 7812 major industry identifiers
+# 1 and 3-6, the 2-series of Mastercard and Mir, UnionPay's and RuPay's 81/82). Other digit runs are not payment
+# card numbers: a UnionPay merchant code (898...), an Alipay PID (2088...), a date-time (20240304...). About one in
+# ten of those is Luhn-valid by chance, and masking it would corrupt a merchant id or a settlement remark that
+# reconciliation matches on. The dbt macro `pan_digits_pattern` spells the same pattern (a test keeps them equal).
+PAN_DIGITS = r"([13-6][0-9]{12,18}|(2[2-7]|8[12])[0-9]{11,17})"
+_PAN_DIGITS = re.compile(PAN_DIGITS)
+
+
 def luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -25,10 +34,16 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def could_be_pan(digits: str) -> bool:
+    """A card number's shape: `PAN_DIGITS` and the Luhn check. The same rule as the dbt `no_unmasked_pan` test (the
+    `could_be_pan` macro)."""
+    return _PAN_DIGITS.fullmatch(digits) is not None and luhn_ok(digits)
+
+
 def _masker(fill: str):
     def mask(m: re.Match) -> str:
         s = m.group(0)
-        if not luhn_ok(s):
+        if not could_be_pan(s):
             return s
         middle = fill * (len(s) - 10)
         if fill.isdigit() and luhn_ok(s[:6] + middle + s[-4:]):
@@ -39,7 +54,7 @@ def _masker(fill: str):
 
 
 def mask_pans(text: str, fill: str = "*") -> str:
-    """Mask every Luhn-valid 13-19 digit run to its first 6 and last 4 digits.
+    """Mask every 13-19 digit run that could be a card number (`could_be_pan`) to its first 6 and last 4 digits.
 
     `fill` replaces the digits in between. A digit fill ("0") keeps the run a run of digits of the same length, so a
     strict pattern such as `^\\d{14}$` judges the masked text as it judged the original (a Luhn-valid 14-digit
@@ -60,5 +75,5 @@ def mask_pans_array(arr: pa.Array | pa.ChunkedArray, fill: str = "*") -> pa.Arra
     distinct = pc.unique(suspects)
     masked = pa.array([mask_pans(v, fill) for v in distinct.to_pylist()], type=arr.type)
     if masked.equals(distinct):
-        return arr  # digit runs, but none Luhn-valid
+        return arr  # digit runs, but none a card number
     return pc.replace_with_mask(arr, hit, masked.take(pc.index_in(suspects, value_set=distinct)))

@@ -8,10 +8,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import duckdb
 import pytest
 from badinput import lake_snapshot, land_bytes, ledger, quarantine, wechat_text
 from tally.land import init_lake, iter_files, land, land_file
-from tally.masking import luhn_ok, mask_pans
+from tally.masking import PAN_DIGITS, could_be_pan, luhn_ok, mask_pans
+from tally.pipeline import PROJECT_DIR
 
 
 def test_landing_twice_in_shuffled_order_gives_the_same_lake(world: Path, tmp_path: Path):
@@ -116,6 +118,27 @@ def test_pan_in_free_text_is_masked_everywhere(world: Path, tmp_path: Path):
     everything = repr(lake_snapshot(lake))
     assert pan not in everything
     assert mask_pans(pan) == "411111******1111" and "411111******1111" in everything
+
+
+def test_only_card_shaped_numbers_are_masked_by_the_rule_the_pan_test_uses():
+    """Luhn-valid ids that are not card numbers stay: a UnionPay merchant code, an Alipay PID. Card numbers of each
+    network prefix are masked. The dbt macro spells the same pattern, and DuckDB's RE2 reads it as Python does."""
+    cards = ["4111111111111111", "6222021234567890128", "2221000000000009", "8171999927660000", "378282246310005",
+             "1000000000000008"]
+    not_cards = ["898000511033479", "2088000001047290", "7000000000000005", "9000000000000001", "4111111111111112"]
+    assert all(luhn_ok(x) for x in cards + not_cards[:4])
+    for x in cards:
+        assert could_be_pan(x) and mask_pans(f"paid {x}.") == f"paid {x[:6]}{'*' * (len(x) - 10)}{x[-4:]}."
+    for x in not_cards:
+        assert not could_be_pan(x) and mask_pans(f"UN结算 20240304 {x}") == f"UN结算 20240304 {x}"
+    macro = (PROJECT_DIR / "macros" / "masking" / "could_be_pan.sql").read_text(encoding="utf-8")
+    assert f"\n    {PAN_DIGITS}\n" in macro
+    con = duckdb.connect()
+    try:
+        full = con.execute("select [regexp_full_match(x, ?) for x in ?]", [PAN_DIGITS, cards + not_cards]).fetchone()[0]
+    finally:
+        con.close()
+    assert full == [True] * len(cards) + [False, False, False, False, True]  # the last one fails Luhn, not the shape
 
 
 def test_wrong_encoding_is_rejected(world: Path, tmp_path: Path):

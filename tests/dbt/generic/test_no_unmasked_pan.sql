@@ -1,5 +1,6 @@
 {#
-    INV-27: no text column of the model holds a full card number: a 13-19 digit, Luhn-valid run of digits.
+    INV-27: no text column of the model holds a full card number: a 13-19 digit run of digits under a card network's
+    prefix that passes the Luhn check (could_be_pan).
     Masked numbers (first 6, stars, last 4) pass. Fails with one row per offending value.
     `exclude_columns` names columns that hold identifiers the channel chose (a file name, a merchant id): an Alipay
     PID is 16 digits and about one in ten is Luhn-valid by chance, and it is not a card.
@@ -19,17 +20,17 @@
     {%- set quoted = [] -%}
     {%- for c in text_columns -%}{%- do quoted.append(adapter.quote(c)) -%}{%- endfor %}
     with candidates as (
-        {#- a cheap existence check first: only rows with a 13-19 digit run between non-token characters are split
-            into tokens (a failed match consumes nothing, so the first such run is always found) -#}
+        {#- a cheap existence check first: only rows with a card-shaped digit run between non-token characters are
+            split into tokens (a failed match consumes nothing, so the first such run is always found) -#}
         select concat_ws(' ', {{ quoted | join(', ') }}) as text_value from {{ model }}
         where {{ tally.regexp_found("concat_ws(' ', " ~ quoted | join(', ') ~ ")",
-                                    '(^|[^0-9A-Za-z])[0-9]{13,19}([^0-9A-Za-z]|$)') }}
+                                    '(^|[^0-9A-Za-z])' ~ tally.pan_digits_pattern() ~ '([^0-9A-Za-z]|$)') }}
     ),
 
     runs as (
         {{ tally.digit_tokens('candidates', 'text_value') }}
     )
     select token from runs
-    where length(token) between 13 and 19 and {{ tally.is_luhn_valid('token') }}
+    where {{ tally.could_be_pan('token') }}
     {%- endif %}
 {% endtest %}
