@@ -92,15 +92,16 @@ staged_totals as (
     group by recon_stream, side, bill_date
 ),
 
--- each side of a fact keeps its own bill date: a pair across midnight counts on both days
+-- each side of a fact keeps its own bill date: a pair across midnight counts on both days. A fact's bill date is
+-- its channel line's when it has one, so only our side needs its record's.
 fact_sides as (
     select
-        f.recon_stream,
+        recon_stream,
         'channel' as side,
-        c.bill_date,
-        f.channel_amount_fen as amount_fen
-    from {{ ref('hist_recon_results') }} as f
-    inner join {{ ref('int_recon__channel_lines') }} as c on f.channel_line_id = c.channel_line_id
+        bill_date,
+        channel_amount_fen as amount_fen
+    from {{ ref('hist_recon_results') }}
+    where channel_line_id is not null
     union all
     select
         f.recon_stream,
