@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
-
 from tally.land import land
 from tally.simulate import WorldParams, simulate
+from tally.warehouse import connect as connect_warehouse
+from tally.warehouse import work_path
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # DuckDB's memory ceiling for the warehouse, past which it spills to disk; profiles.yml reads the same variable with
@@ -48,7 +48,7 @@ def build_and_publish(data_dir: Path, warehouse: Path, serving: Path, target_pat
 
 
 def summary(warehouse: Path) -> str:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     try:
         files = con.execute(
             "select file_status, count(*) from main_staging.stg_lake__file_deliveries group by 1 order by 1"
@@ -128,7 +128,8 @@ def demo(data_dir: Path, params: WorldParams | None = None) -> str:
     for sub in ("world", "lake"):
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     warehouse = data_dir / "warehouse" / "tally.duckdb"
-    warehouse.unlink(missing_ok=True)
+    for stale in (warehouse, work_path(warehouse)):
+        stale.unlink(missing_ok=True)
     s = simulate(params, world)
     print(f"simulated {params.days} days x {params.merchants} merchants: {s['payments']} payments, "
           f"{s['files']} files, {s['anomalies']} anomalies in ground truth")

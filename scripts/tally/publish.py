@@ -3,9 +3,10 @@
 `dbt build` writes the warehouse and runs the data tests after each model is built, so the warehouse can hold a
 model that then fails its tests, and DuckDB lets one process write a file or many read it, never both. BI
 therefore never opens the warehouse: `publish()` checks that the last `dbt build` (its `run_results.json`) built
-every node and passed every test, copies the public marts (`fct_`, `rpt_`, `dim_`) and the `hist_` models into a new
-DuckDB file written under a temporary name, adds a `publish_manifest` table (row counts and money sums per
-relation, the build's invocation id), and renames it over the serving file with `os.replace`. A failed build or a
+every node and passed every test, copies the warehouse file (the public marts `fct_`, `rpt_`, `dim_`, the `hist_`
+models and the seeds; staging and intermediate models are in its work file) to a temporary name, leaves only the
+public relations in it, adds a `publish_manifest` table (row counts and money sums per relation, the build's
+invocation id), and renames it over the serving file with `os.replace`. A failed build or a
 failing test leaves the previous serving file as it was. Readers that have the old file open keep reading the old
 snapshot until they reconnect.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -52,68 +54,86 @@ def build_verdict(target: Path) -> dict:
             "generated_at": results["metadata"]["generated_at"]}
 
 
-def _served_relations(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    rows = con.execute(
-        "select table_schema, table_name from information_schema.tables where table_catalog = 'wh' "
-        "order by table_schema, table_name").fetchall()
-    return [(s, t) for s, t in rows if s in SERVED and t.startswith(SERVED[s])]
+def _relations(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, str, str]]:
+    """(schema, name, 'table' | 'view') of every relation in `catalog`."""
+    return con.execute(
+        "select table_schema, table_name, case table_type when 'VIEW' then 'view' else 'table' end "
+        "from information_schema.tables where table_catalog = ? order by table_schema, table_name",
+        [catalog]).fetchall()
+
+
+def _is_served(schema: str, name: str) -> bool:
+    return schema in SERVED and name.startswith(SERVED[schema])
+
+
+def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:
+    return [c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_catalog = 'serving' and table_schema = ? "
+        "and table_name = ? order by ordinal_position", [schema, name]).fetchall()]
 
 
 def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir: Path | None = None) -> dict:
-    """Copy the served relations of `warehouse` to `serving`, atomically. With `target`, only after checking that
+    """Publish the served relations of `warehouse` to `serving`, atomically. With `target`, only after checking that
     the build recorded there was complete and green. `data_dir` is where relative lake paths in the hist_ views
-    resolve (the TALLY_DATA_DIR's parent, i.e. the directory dbt ran in). Returns the publish manifest rows."""
+    resolve (the TALLY_DATA_DIR's parent, i.e. the directory dbt ran in). Returns the publish manifest rows.
+
+    The warehouse file holds only what is served (staging and intermediate models are in its work file), so it is
+    copied as a file: DuckDB then does not decompress and recompress every mart into a new file. In the copy the
+    seeds are dropped and the history is made self-contained (below)."""
     verdict = build_verdict(target) if target is not None else {"invocation_id": None, "generated_at": None}
-    serving = Path(serving)
+    warehouse, serving = Path(warehouse), Path(serving)
     serving.parent.mkdir(parents=True, exist_ok=True)
     tmp = serving.with_name(f".{serving.name}.tmp-{os.getpid()}")
     for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
         stale.unlink(missing_ok=True)
+    if warehouse.with_name(warehouse.name + ".wal").exists():
+        duckdb.connect(str(warehouse)).close()  # closing checkpoints: the file alone is then the whole warehouse
+    shutil.copyfile(warehouse, tmp)
     con = duckdb.connect()
     try:
         # the same ceiling as the dbt profile's, so publishing a big day spills instead of taking the machine
         con.execute("set memory_limit = ?", [duckdb_memory_limit()])
         if data_dir is not None:
             con.execute("set file_search_path = ?", [str(Path(data_dir).resolve())])
-        con.execute(f"attach '{Path(warehouse).as_posix()}' as wh (read_only)")
         con.execute(f"attach '{tmp.as_posix()}' as serving")
+        con.execute("use serving")  # so the views bind to the serving file's own tables when BI opens it alone
+        archived = {"hist_" + name.removeprefix("fct_"): (name, m.partition_by) for name, m in history_models().items()}
+        relations = _relations(con, "serving")
+        for schema, name, _ in relations:
+            if schema == "main_history" and name.startswith("hist_"):
+                if name in archived:
+                    # the hist_ view reads the archive's Parquet, which a serving connection may not (no external
+                    # access): its archived partitions become a table, and hist_ a view of the hot fact and them
+                    fct, part = archived[name]
+                    con.execute(f'create table main."{name}_archived" as select * from main_history."{name}" '
+                                f'where {part} not in (select distinct {part} from main."{fct}")')
+                    cols = ", ".join(f'"{c}"' for c in _columns(con, "main_history", name))
+                    con.execute(f'create view main."{name}" as select {cols} from main."{fct}" '
+                                f'union all select {cols} from main."{name}_archived"')
+                else:
+                    con.execute(f'create table main."{name}" as select * from main_history."{name}"')
+        for schema, name, kind in relations:
+            if not (schema == "main" and _is_served(schema, name)):
+                con.execute(f'drop {kind} if exists "{schema}"."{name}" cascade')
+        for schema in {s for s, _, _ in relations} - {"main"}:
+            con.execute(f'drop schema if exists "{schema}" cascade')
         manifest = []
         published_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-        archived = history_models()
-        # hist_ first: an archived model's hot table is served as a view over its hist_ copy (below)
-        relations = sorted(_served_relations(con), key=lambda r: not r[1].startswith("hist_"))
-        con.execute("use serving")  # so the views bind to the serving file's own tables when BI opens it alone
-        con.execute("create table main.publish_hot_partitions (relation_name varchar, partition_value date)")
-        for schema, name in relations:
-            if name in archived:
-                # the hot fact is its hist_ model's partitions that are not archived (INV-25 proves them equal): a
-                # view, not a second copy of the two largest tables
-                part = archived[name].partition_by
-                con.execute(f"insert into main.publish_hot_partitions select distinct '{name}', {part} "
-                            f'from wh."{schema}"."{name}"')
-                con.execute(f'create view main."{name}" as select * from main."hist_{name.removeprefix("fct_")}" '
-                            f"where {part} in (select partition_value from main.publish_hot_partitions "
-                            f"where relation_name = '{name}')")
-            else:
-                con.execute(f'create table serving.main."{name}" as select * from wh."{schema}"."{name}"')
-            money = [c for (c,) in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'serving' "
-                "and table_name = ? and column_name like '%\\_fen' escape '\\' order by ordinal_position",
-                [name]).fetchall()]
+        for _, name, _ in _relations(con, "serving"):
+            money = [c for c in _columns(con, "main", name) if c.endswith("_fen")]
             sums = " || ';' || ".join(f"'{c}=' || cast(cast(coalesce(sum({c}), 0) as bigint) as varchar)"
                                       for c in money) or "''"
-            n, amounts = con.execute(f'select count(*), {sums} from serving.main."{name}"').fetchone()
+            n, amounts = con.execute(f'select count(*), {sums} from main."{name}"').fetchone()
             manifest.append((name, n, amounts, published_at, verdict["invocation_id"], verdict["generated_at"]))
         con.execute("""
-            create table serving.main.publish_manifest (
+            create table main.publish_manifest (
                 relation_name varchar, row_count bigint, amount_sums varchar, published_at timestamp,
                 build_invocation_id varchar, build_generated_at varchar
             )""")
-        con.executemany("insert into serving.main.publish_manifest values (?, ?, ?, ?, ?, ?)", manifest)
+        con.executemany("insert into main.publish_manifest values (?, ?, ?, ?, ?, ?)", manifest)
         con.execute("checkpoint serving")
         con.execute("use memory")
         con.execute("detach serving")
-        con.execute("detach wh")
     finally:
         con.close()
     with open(tmp, "rb") as f:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from tally.warehouse import connect as connect_warehouse
+
 # Anomaly kinds that concern files, not lines: scored against the file ledger.
 FILE_KINDS = {"duplicate_file": "duplicate", "reissued_file": "superseded", "empty_day": "current"}
 
@@ -94,7 +96,7 @@ def _facts(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 def score(world: Path, warehouse: Path) -> Score:
     truth = [json.loads(line) for line in (Path(world) / "ground_truth" / "anomalies.jsonl").read_text().splitlines()]
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     try:
         facts = _facts(con)
         files = con.sql(

@@ -7,15 +7,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 from tally.land import land
 from tally.pipeline import dbt
 from tally.score import closing_as_of
 from tally.simulate import WorldParams, simulate
+from tally.warehouse import connect as connect_warehouse
+from tally.warehouse import copy as copy_warehouse
 
 SMALL_WORLD = WorldParams(seed=7, days=3, merchants=4, daily_volume=600)
 RECON_RATE = 0.01
@@ -64,7 +64,7 @@ def failed_tests(target: Path) -> set[str]:
 
 
 def query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -82,10 +82,7 @@ class Build:
         """A private copy of the built warehouse (same lake), to corrupt or rebuild without touching this one."""
         dest.mkdir(parents=True, exist_ok=True)
         wh = dest / "tally.duckdb"
-        shutil.copyfile(self.warehouse, wh)
-        wal = self.warehouse.with_name(self.warehouse.name + ".wal")
-        if wal.exists():
-            shutil.copyfile(wal, wh.with_name(wh.name + ".wal"))
+        copy_warehouse(self.warehouse, wh)
         return Build(self.world, self.data, wh, self.as_of)
 
 

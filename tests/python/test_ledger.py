@@ -18,13 +18,13 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 from conftest import Build, closing_build, data_test_statuses, dbt_vars, query, recon_world_params
 from tally.land import land
 from tally.pipeline import PROJECT_DIR, dbt
 from tally.score import score
 from tally.simulate import merchant_directory
+from tally.warehouse import connect as connect_warehouse
 
 LEDGER_WORLD = dataclasses.replace(recon_world_params(1), start_date=dt.date(2024, 2, 8))
 SEEDS_DIR = PROJECT_DIR / "seeds"
@@ -49,7 +49,7 @@ def _business_days() -> dict[dt.date, bool]:
 
 
 def _rows(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     try:
         rel = con.execute(sql, params or [])
         cols = [d[0] for d in rel.description]
@@ -284,7 +284,7 @@ def test_clearing_and_ledger_invariants_catch_corrupted_tables(ledger_build: Bui
     c = CORRUPTIONS[case]
     b = ledger_build.copy(tmp_path / "warehouse")
     if c.sql:
-        con = duckdb.connect(str(b.warehouse))
+        con = connect_warehouse(b.warehouse, read_only=False)
         try:
             assert con.execute(c.sql).fetchall() == [(c.rows,)], f"the corruption must touch exactly {c.rows} row(s)"
         finally:
@@ -523,7 +523,7 @@ def test_clearing_score_catches_a_difference_of_one_fen(ledger_build: Build, tmp
     if side == "warehouse":
         # M0002's fees of one clearing day a fen higher, its net a fen lower
         warehouse = ledger_build.copy(tmp_path / "warehouse").warehouse
-        con = duckdb.connect(str(warehouse))
+        con = connect_warehouse(warehouse, read_only=False)
         try:
             assert con.execute(
                 """update main.fct_merchant_clearing_daily set merchant_fee_fen = merchant_fee_fen + 1,
@@ -780,7 +780,7 @@ def test_disposition_invariants_catch_corrupted_journals(disposed_build: tuple[B
                                    {"assert_disposed_breaks_leave_unreconciled_funds",
                                     "assert_journals_trace_to_sources"}),
     }[case]
-    con = duckdb.connect(str(b.warehouse))
+    con = connect_warehouse(b.warehouse, read_only=False)
     try:
         assert con.execute(sql).fetchall() == [(rows,)]
     finally:

@@ -6,13 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import failed_tests
 from tally.land import land
 from tally.pipeline import DUCKDB_MEMORY_LIMIT_DEFAULT, PROJECT_DIR, dbt, duckdb_memory_limit, summary
+from tally.warehouse import connect as connect_warehouse
 
 
 def _build(lake_parent: Path, target: Path) -> Path:
@@ -33,7 +33,7 @@ def test_end_to_end_build_passes_every_data_test(world: Path, landed: Path, tmp_
     results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
     assert sum(1 for r in results if r["unique_id"].startswith("test.")) >= 30
     assert all(r["status"] in ("success", "pass") for r in results)
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     statuses = dict(con.execute(
         "select file_status, count(*) from main_staging.stg_lake__file_deliveries group by 1").fetchall())
     assert statuses["duplicate"] == 1 and statuses["superseded"] == 1 and "rejected" not in statuses

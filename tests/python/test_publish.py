@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +21,8 @@ from conftest import dbt_vars, failed_tests
 from tally.land import land
 from tally.pipeline import PROJECT_DIR, build_and_publish, dbt
 from tally.publish import PublishRefused, connect_serving, publish
+from tally.warehouse import connect as connect_warehouse
+from tally.warehouse import copy as copy_warehouse
 
 pytestmark = pytest.mark.usefixtures("dbt_logs_in_tmp")
 HERE = Path(__file__).resolve().parent
@@ -28,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 def marts_fingerprint(warehouse: Path) -> dict[str, tuple]:
     """Per table of the warehouse (marts, intermediate, seals): rows and an order-independent hash of every row."""
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect_warehouse(warehouse)
     try:
         tables = con.execute("select schema_name, table_name from duckdb_tables() order by all").fetchall()
         out = {}
@@ -79,11 +81,18 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
     start = world_params.start_date
     warehouse = tmp_path / "warehouse" / "tally.duckdb"
     warehouse.parent.mkdir(parents=True)
-    shutil.copyfile(reference[0], warehouse)
+    copy_warehouse(reference[0], warehouse)
     serving = tmp_path / "serving" / "tally.duckdb"
     target = tmp_path / "target"
     first = publish(warehouse, serving, target=reference[1], data_dir=lake)  # the reference build was green
     assert {"fct_recon_results", "fct_journal_lines", "rpt_trial_balance", "hist_recon_results"} <= set(first)
+    # the warehouse file is copied, then only the public relations stay: no seeds, no staging or intermediate
+    con = connect_serving(serving)
+    schemas = {s for (s,) in con.execute("select distinct table_schema from information_schema.tables").fetchall()}
+    names = {n for (n,) in con.execute("select table_name from information_schema.tables").fetchall()}
+    con.close()
+    assert schemas == {"main"} and names == set(first) | {"publish_manifest"}
+    assert all(n.startswith(("fct_", "rpt_", "dim_", "hist_")) for n in first)
 
     # serving connections are read only: no writes, no reading files from SQL
     con = connect_serving(serving)
@@ -129,7 +138,7 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
 
     # a closed day's seal no longer matches (INV-23 fails): the build fails, nothing is published
     before = _serving_state(serving)
-    con = duckdb.connect(str(warehouse))
+    con = connect_warehouse(warehouse, read_only=False)
     con.execute("update main_history.hist_closed_day_seals set row_count = row_count + 1 where business_date = ?",
                 [start])
     con.close()
@@ -167,3 +176,23 @@ def test_build_killed_mid_way_then_rerun_is_identical(lake: Path, as_of: list[st
     dbt(["build", "--quiet", *as_of], lake, warehouse, target_path=target)  # a plain rerun
     assert not failed_tests(target)
     assert marts_fingerprint(warehouse) == expected
+
+
+def test_readme_questions_run_on_the_serving_file(lake: Path, reference, tmp_path: Path):
+    """The README's "Answering the usual questions" SQL runs as written on what BI opens, lineage to files included."""
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    start = readme.index("**Answering the usual questions**")
+    block = readme[readme.index("```sql", start) + len("```sql"):readme.index("```\n", readme.index("```sql", start))]
+    statements = [s.strip() for s in re.sub(r"--[^\n]*", "", block).split(";") if s.strip()]
+    assert len(statements) >= 8
+    warehouse = tmp_path / "warehouse" / "tally.duckdb"
+    warehouse.parent.mkdir(parents=True)
+    copy_warehouse(reference[0], warehouse)
+    serving = tmp_path / "serving" / "tally.duckdb"
+    publish(warehouse, serving, target=reference[1], data_dir=lake)
+    con = connect_serving(serving)
+    try:
+        rows = [con.execute(s).fetchall() for s in statements]
+    finally:
+        con.close()
+    assert sum(map(len, rows)) > 0
