@@ -24,8 +24,8 @@ import duckdb
 from tally.archive import history_models
 from tally.pipeline import duckdb_memory_limit
 
-# public relations BI may read: schema in the warehouse -> name prefixes
-SERVED = {"main": ("fct_", "rpt_", "dim_"), "main_history": ("hist_",)}
+# public relations BI may read: the marts in the warehouse's main schema with these prefixes, and the hist_ models
+SERVED_MARTS = ("fct_", "rpt_", "dim_")
 # a serving connection: read only, no file or network access, settings locked (DuckDB has no users or grants)
 READ_ONLY_CONFIG = {"enable_external_access": "false", "lock_configuration": "true"}
 
@@ -62,10 +62,6 @@ def _relations(con: duckdb.DuckDBPyConnection, catalog: str) -> list[tuple[str, 
         [catalog]).fetchall()
 
 
-def _is_served(schema: str, name: str) -> bool:
-    return schema in SERVED and name.startswith(SERVED[schema])
-
-
 def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:
     return [c for (c,) in con.execute(
         "select column_name from information_schema.columns where table_catalog = 'serving' and table_schema = ? "
@@ -90,7 +86,7 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
         duckdb.connect(str(warehouse)).close()  # closing checkpoints: the file alone is then the whole warehouse
     shutil.copyfile(warehouse, tmp)
     con = duckdb.connect()
-    try:
+    try:  # on any failure the half-made copy goes; the serving file is untouched
         # the same ceiling as the dbt profile's, so publishing a big day spills instead of taking the machine
         con.execute("set memory_limit = ?", [duckdb_memory_limit()])
         if data_dir is not None:
@@ -113,7 +109,7 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
                 else:
                     con.execute(f'create table main."{name}" as select * from main_history."{name}"')
         for schema, name, kind in relations:
-            if not (schema == "main" and _is_served(schema, name)):
+            if not (schema == "main" and name.startswith(SERVED_MARTS)):
                 con.execute(f'drop {kind} if exists "{schema}"."{name}" cascade')
         for schema in {s for s, _, _ in relations} - {"main"}:
             con.execute(f'drop schema if exists "{schema}" cascade')
@@ -134,6 +130,10 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
         con.execute("checkpoint serving")
         con.execute("use memory")
         con.execute("detach serving")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         con.close()
     with open(tmp, "rb") as f:
