@@ -35,7 +35,9 @@ def connect(warehouse: Path, read_only: bool = True) -> duckdb.DuckDBPyConnectio
             raise FileNotFoundError(f"{work}: the warehouse's work file is missing (run `dbt build`)")
         con.execute(f"attach '{work.as_posix()}' as {WORK_ALIAS}{' (read_only)' if read_only else ''}")
         catalog = con.execute("select current_database()").fetchone()[0]
-        paths = [f"{catalog}.main", *(f"{WORK_ALIAS}.{s}" for s in WORK_SCHEMAS)]
+        built = {s for (s,) in con.execute("select schema_name from duckdb_schemas() where database_name = ?",
+                                           [WORK_ALIAS]).fetchall()}  # a partial build may have made one only
+        paths = [f"{catalog}.main", *(f"{WORK_ALIAS}.{s}" for s in WORK_SCHEMAS if s in built)]
         con.execute(f"set search_path = '{','.join(paths)}'")
     except BaseException:
         con.close()
