@@ -137,6 +137,6 @@ def demo(data_dir: Path, params: WorldParams | None = None) -> str:
     serving = data_dir / "serving" / "tally.duckdb"
     published = build_and_publish(data_dir, warehouse, serving)
     text = summary(warehouse)
-    text += f"\npublished {len(published)} marts to {serving} (read-only for BI)"
+    text += f"\npublished {len(published)} relations to {serving} (read-only for BI)"
     print(text)
     return text
