@@ -39,10 +39,10 @@ final as (
     select closed.*
     from closed
     {% if is_incremental() -%}
-    -- a day already sealed keeps its first seal
-    left join {{ this }} as sealed
-        on closed.sealed_model = sealed.sealed_model and closed.business_date = sealed.business_date
-    where sealed.sealed_model is null
+        -- a day already sealed keeps its first seal
+        left join {{ this }} as sealed
+            on closed.sealed_model = sealed.sealed_model and closed.business_date = sealed.business_date
+        where sealed.sealed_model is null
     {%- endif %}
 )
 
