@@ -2,8 +2,9 @@
     INV-27: no text column of the model holds a full card number: a 13-19 digit run of digits under a card network's
     prefix that passes the Luhn check (could_be_pan).
     Masked numbers (first 6, stars, last 4) pass. Fails with one row per offending value.
-    `exclude_columns` names columns that hold identifiers the channel chose (a file name, a merchant id): an Alipay
-    PID is 16 digits and about one in ten is Luhn-valid by chance, and it is not a card.
+    `exclude_columns` names columns that hold identifiers a channel or bank chose and landing keeps as delivered: a
+    file name, the merchant key read from it. A bank statement's file name carries the account number, and a
+    personal-style account number (62...) can be card-shaped.
 #}
 {% test no_unmasked_pan(model, exclude_columns=[]) %}
     {%- set text_columns = [] -%}
