@@ -24,6 +24,12 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     assert figures["layers"]["tests"] > 0
     # dbt starts and parses the project before its first node: a part of the stage, never all of it
     assert 0 < figures["layers"]["startup and parse"] < stages["dbt build"]["seconds"]
+    # the build reuses the parse the bench made first (as a daily job reuses the day before's), reported apart
+    assert figures["cold_parse"]["seconds"] > 0 and "dbt's cold parse" in text
+    dbt_log = next(tmp_path.rglob("e2e/logs/dbt.log")).read_text()
+    parse_run, build_run = dbt_log.split("Running with dbt=")[1:]
+    assert "Starting full parse" in parse_run
+    assert "no changes found, skipping parsing" in build_run and "full parse" not in build_run
     # the slowest nodes are named as dbt names them, longest first, each at most the build's own time
     slowest = figures["slowest_nodes"]
     assert len(slowest) == 8 and [t for _, t in slowest] == sorted((t for _, t in slowest), reverse=True)
