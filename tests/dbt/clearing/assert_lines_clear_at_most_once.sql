@@ -31,12 +31,35 @@ states as (
     group by state_id, recon_key
 ),
 
+-- only a fact with more than one state has a state before another: the window sorts just those (a re-issued
+-- bill's changed lines), not every cleared line
+multi_state_facts as (
+    select recon_key
+    from states
+    group by recon_key
+    having count(*) > 1
+),
+
 ordered as (
     select
-        *,
-        lag(reversed_on) over (partition by recon_key order by cleared_on, state_id) as previous_reversed_on,
-        lag(state_id) over (partition by recon_key order by cleared_on, state_id) as previous_state_id
+        states.*,
+        lag(states.reversed_on) over (
+            partition by states.recon_key order by states.cleared_on, states.state_id
+        ) as previous_reversed_on,
+        lag(states.state_id) over (
+            partition by states.recon_key order by states.cleared_on, states.state_id
+        ) as previous_state_id
     from states
+    inner join multi_state_facts on states.recon_key = multi_state_facts.recon_key
+    union all
+    select
+        states.*,
+        cast(null as date) as previous_reversed_on,
+        cast(null as {{ dbt.type_string() }}) as previous_state_id
+    from states
+    left join multi_state_facts on states.recon_key = multi_state_facts.recon_key
+    -- a fact with one state, or none (a null key, which not_null reports)
+    where multi_state_facts.recon_key is null
 )
 
 select
