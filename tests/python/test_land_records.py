@@ -282,6 +282,24 @@ def test_a_file_cut_into_pieces_lands_exactly_as_whole(tmp_path: Path, world: Pa
     assert not [p for p in (tmp_path / "pieces").rglob(".*") if p.is_file()]  # no temp file left behind
 
 
+def test_raw_files_are_written_in_row_groups_every_core_can_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """DuckDB reads a Parquet file one row group per thread, so a dump is written in row groups of at most
+    `ROW_GROUP_ROWS` (DuckDB's own size), whole or in pieces, not one row group per piece."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "internal_payments_20240309.csv").write_text(_dump_with_traps(400))
+    monkeypatch.setattr(tally.land, "ROW_GROUP_ROWS", 64)
+    land([inbox], tmp_path / "whole", out=None, gate=False)
+    monkeypatch.setattr(tally.land, "PIECE_BYTES", 20_000)  # a few pieces of about 150 lines
+    land([inbox], tmp_path / "pieces", out=None, gate=False)
+    for lake in ("whole", "pieces"):
+        (raw,) = (tmp_path / lake / "raw" / "internal_payments").glob("bill_date=2024-03-09/*.parquet")
+        meta = pq.ParquetFile(raw).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert max(sizes) <= 64 and sum(sizes) == meta.num_rows > 300, (lake, sizes)
+    assert _lake_rows(tmp_path / "pieces") == _lake_rows(tmp_path / "whole")
+
+
 def test_a_file_refused_in_a_late_piece_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An id in E-notation refuses the whole file (bad input #24) even when earlier pieces were already written."""
     rows = [_row(i) for i in range(300)]
