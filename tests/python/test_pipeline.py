@@ -33,6 +33,9 @@ def test_end_to_end_build_passes_every_data_test(world: Path, landed: Path, tmp_
     results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
     assert sum(1 for r in results if r["unique_id"].startswith("test.")) >= 30
     assert all(r["status"] in ("success", "pass") for r in results)
+    # dbt's usage events are off (dbt_project.yml flags): the manifest records that none were sent, and no user id
+    metadata = json.loads((tmp_path / "target" / "manifest.json").read_text())["metadata"]
+    assert metadata["send_anonymous_usage_stats"] is False and metadata["user_id"] is None
     con = connect_warehouse(warehouse)
     statuses = dict(con.execute(
         "select file_status, count(*) from main_staging.stg_lake__file_deliveries group by 1").fetchall())
