@@ -68,6 +68,25 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str
         "and table_name = ? order by ordinal_position", [schema, name]).fetchall()]
 
 
+def _remove_abandoned_copies(serving: Path) -> None:
+    """Delete the half-made copies (`.<name>.tmp-<pid>`, and their WALs) of publishes whose process is gone: one
+    killed mid-way cannot clean up after itself, and each such copy is as large as the warehouse. A copy of a live
+    process (another publish now) is left alone."""
+    for path in serving.parent.glob(f".{serving.name}.tmp-*"):
+        pid = path.name.removeprefix(f".{serving.name}.tmp-").removesuffix(".wal")
+        if not pid.isdigit():
+            continue
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+                continue
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # it exists, under another user
+                continue
+        path.unlink(missing_ok=True)
+
+
 def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir: Path | None = None) -> dict:
     """Publish the served relations of `warehouse` to `serving`, atomically. With `target`, only after checking that
     the build recorded there was complete and green. `data_dir` is where relative lake paths in the hist_ views
@@ -80,8 +99,7 @@ def publish(warehouse: Path, serving: Path, target: Path | None = None, data_dir
     warehouse, serving = Path(warehouse), Path(serving)
     serving.parent.mkdir(parents=True, exist_ok=True)
     tmp = serving.with_name(f".{serving.name}.tmp-{os.getpid()}")
-    for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
-        stale.unlink(missing_ok=True)
+    _remove_abandoned_copies(serving)
     if warehouse.with_name(warehouse.name + ".wal").exists():
         duckdb.connect(str(warehouse)).close()  # closing checkpoints: the file alone is then the whole warehouse
     shutil.copyfile(warehouse, tmp)

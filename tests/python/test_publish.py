@@ -152,6 +152,31 @@ def test_reader_sees_only_whole_tested_publishes_and_a_failed_build_publishes_no
     assert _serving_state(serving) == before
 
 
+def test_publish_removes_the_copies_of_killed_publishes_only(reference, lake: Path, tmp_path: Path):
+    """A publish killed mid-way leaves its `.tally.duckdb.tmp-<pid>` copy (as large as the warehouse); the next
+    publish deletes it, and leaves alone the copy of a publish that is still running."""
+    warehouse = tmp_path / "warehouse" / "tally.duckdb"
+    warehouse.parent.mkdir()
+    copy_warehouse(reference[0], warehouse)
+    serving = tmp_path / "serving" / "tally.duckdb"
+    serving.parent.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        killed = [serving.with_name(f".tally.duckdb.tmp-{gone.pid}{wal}") for wal in ("", ".wal")]
+        live = serving.with_name(f".tally.duckdb.tmp-{running.pid}")
+        for f in (*killed, live):
+            f.write_bytes(b"half a copy")
+        publish(warehouse, serving, target=reference[1], data_dir=lake)
+        assert not any(f.exists() for f in killed)
+        assert live.read_bytes() == b"half a copy"
+        assert sorted(p.name for p in serving.parent.iterdir()) == sorted(["tally.duckdb", live.name])
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_build_killed_mid_way_then_rerun_is_identical(lake: Path, as_of: list[str], reference, tmp_path: Path):
     expected = reference[2]
 
