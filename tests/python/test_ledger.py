@@ -261,6 +261,15 @@ CORRUPTIONS = {
         {"assert_lines_clear_at_most_once", "assert_each_cleared_line_in_one_batch",
          "assert_clearing_journals_tie_to_cleared_lines"},
     ),
+    # INV-15 (never twice) without a key: two cleared payments lost the fact they clear. Compared with each other as
+    # one fact, the second cleared while the first was still cleared
+    "cleared_lines_without_fact": Corruption(
+        "update main.fct_cleared_lines set recon_key = null where cleared_line_id in (select cleared_line_id "
+        "from main.fct_cleared_lines where entry_kind = 'clearing' and row_kind = 'payment' "
+        "order by cleared_line_id limit 2)",
+        {"assert_lines_clear_at_most_once"},  # not_null on the key reports it too, outside this selection
+        rows=2,
+    ),
     # INV-15 (carry): a batch pays a fen more than its net and what it carried in allow
     "batch_pays_past_its_carry": Corruption(
         "update main.fct_settlement_batches set payable_fen = payable_fen + 1 "

@@ -32,34 +32,38 @@ states as (
 ),
 
 -- only a fact with more than one state has a state before another: the window sorts just those (a re-issued
--- bill's changed lines), not every cleared line
+-- bill's changed lines), not every cleared line. States without a key stay in the window too, as one partition,
+-- so they are compared with each other as before (not_null reports the missing key itself).
 multi_state_facts as (
     select recon_key
     from states
+    where recon_key is not null
     group by recon_key
     having count(*) > 1
 ),
 
-ordered as (
+states_marked as (
     select
         states.*,
-        lag(states.reversed_on) over (
-            partition by states.recon_key order by states.cleared_on, states.state_id
-        ) as previous_reversed_on,
-        lag(states.state_id) over (
-            partition by states.recon_key order by states.cleared_on, states.state_id
-        ) as previous_state_id
-    from states
-    inner join multi_state_facts on states.recon_key = multi_state_facts.recon_key
-    union all
-    select
-        states.*,
-        cast(null as date) as previous_reversed_on,
-        cast(null as {{ dbt.type_string() }}) as previous_state_id
+        multi_state_facts.recon_key is not null or states.recon_key is null as needs_window
     from states
     left join multi_state_facts on states.recon_key = multi_state_facts.recon_key
-    -- a fact with one state, or none (a null key, which not_null reports)
-    where multi_state_facts.recon_key is null
+),
+
+ordered as (
+    select
+        *,
+        lag(reversed_on) over (partition by recon_key order by cleared_on, state_id) as previous_reversed_on,
+        lag(state_id) over (partition by recon_key order by cleared_on, state_id) as previous_state_id
+    from states_marked
+    where needs_window
+    union all
+    select
+        *,
+        cast(null as date) as previous_reversed_on,
+        cast(null as {{ dbt.type_string() }}) as previous_state_id
+    from states_marked
+    where not needs_window
 )
 
 select
