@@ -14,8 +14,10 @@ snapshot until they reconnect.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -71,10 +73,13 @@ def _columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str
 def _remove_abandoned_copies(serving: Path) -> None:
     """Delete the half-made copies (`.<name>.tmp-<pid>`, and their WALs) of publishes whose process is gone: one
     killed mid-way cannot clean up after itself, and each such copy is as large as the warehouse. A copy of a live
-    process (another publish now) is left alone."""
-    for path in serving.parent.glob(f".{serving.name}.tmp-*"):
-        pid = path.name.removeprefix(f".{serving.name}.tmp-").removesuffix(".wal")
-        if not pid.isdigit():
+    process (another publish now) is left alone. This process's own pid is always stale here: the copy is made after
+    this, and a leftover is from an earlier publish that failed or from a process whose pid this one reuses. Pids are
+    those of this machine: two machines publishing into one shared directory would take each other's for dead."""
+    prefix = f".{serving.name}.tmp-"
+    for path in serving.parent.glob(glob.escape(prefix) + "*"):
+        pid = path.name.removeprefix(prefix).removesuffix(".wal")
+        if not re.fullmatch(r"[0-9]{1,9}", pid):  # not a copy of ours
             continue
         if int(pid) != os.getpid():
             try:

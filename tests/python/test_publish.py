@@ -164,14 +164,18 @@ def test_publish_removes_the_copies_of_killed_publishes_only(reference, lake: Pa
     gone.wait()
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        killed = [serving.with_name(f".tally.duckdb.tmp-{gone.pid}{wal}") for wal in ("", ".wal")]
-        live = serving.with_name(f".tally.duckdb.tmp-{running.pid}")
-        for f in (*killed, live):
+        # a killed publish's copy and WAL, and the WAL an earlier failed publish of this process left
+        killed = [serving.with_name(f".tally.duckdb.tmp-{pid}{wal}")
+                  for pid, wal in ((gone.pid, ""), (gone.pid, ".wal"), (os.getpid(), ".wal"))]
+        live = [serving.with_name(f".tally.duckdb.tmp-{running.pid}{wal}") for wal in ("", ".wal")]
+        other = serving.with_name(".tally.duckdb.tmp-notapid")  # not a name publish gives its copies
+        for f in (*killed, *live, other):
             f.write_bytes(b"half a copy")
         publish(warehouse, serving, target=reference[1], data_dir=lake)
         assert not any(f.exists() for f in killed)
-        assert live.read_bytes() == b"half a copy"
-        assert sorted(p.name for p in serving.parent.iterdir()) == sorted(["tally.duckdb", live.name])
+        assert all(f.read_bytes() == b"half a copy" for f in (*live, other))
+        assert sorted(p.name for p in serving.parent.iterdir()) == sorted(
+            ["tally.duckdb", other.name, *(f.name for f in live)])
     finally:
         running.kill()
         running.wait()
