@@ -2,5 +2,7 @@ import sys
 
 from tally.cli import main
 
-if __name__ == "__main__":  # a spawned child process imports this module: it must not run the command again
+# Run when executed (python -m tally), not when imported: a multiprocessing spawn child imports the main module
+# again (as __mp_main__).
+if __name__ == "__main__":
     sys.exit(main())

@@ -1279,8 +1279,8 @@ def _judge(p: Parsed, name: str, cols: dict, gate: Gate, sci: dict[str, np.ndarr
 
 
 _PARQUET_OPTIONS = {"compression": "zstd", "use_dictionary": False}  # zstd does better on text ids
-# DuckDB reads a Parquet file one row group per thread: a dump written as one or two row groups (a piece is up to
-# PIECE_BYTES) is staged by one core. Its own row group size (122,880 rows) lets every core take a share.
+# DuckDB splits a Parquet scan across its threads by row group: a dump written as one or two row groups (a piece is
+# up to PIECE_BYTES) is staged by one core. Row groups of at most its own size (122,880 rows) give every core a share.
 ROW_GROUP_ROWS = 122_880
 
 
@@ -1360,8 +1360,8 @@ class _Prepared:
 
 class _RawSink:
     """A file version's raw Parquet, added a piece at a time. A file of one piece (most) stays in memory until
-    `_commit` writes it; from a second piece on, the pieces go to a temp file (a row group each) that `_commit`
-    renames, so a big dump never has all its rows in memory."""
+    `_commit` writes it; from a second piece on, the pieces go to a temp file (in row groups of at most
+    `ROW_GROUP_ROWS`) that `_commit` renames, so a big dump never has all its rows in memory."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema, self.rows = path, schema, 0
