@@ -50,7 +50,7 @@ def _bench_e2e(args: argparse.Namespace) -> int:
     from tally.bench_e2e import run
 
     run(args.trades, Path(args.data_dir), merchants=args.merchants, seed=args.seed, skip_pandas=args.no_pandas,
-        parse_floor=not args.no_parse_floor)
+        parse_floor=not args.no_parse_floor, fixed_cost=not args.no_fixed_cost)
     return 0
 
 
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--no-parse-floor", action="store_true",
                    help="skip the parse floor and pandas, and the copy of the day's detail lines they read (for days "
                         "too large for the disk to hold that copy too)")
+    b.add_argument("--no-fixed-cost", action="store_true",
+                   help="skip the second run on a nearly empty day (what every run pays whatever its volume)")
     b.add_argument("--data-dir", default="data/bench", help="cache of generated worlds (default: data/bench)")
     b.set_defaults(func=_bench_e2e)
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tally import bench
-from tally.bench_e2e import LAYERS, run, world
+from tally.bench_e2e import FIXED_COST_TRADES, LAYERS, run, world
 
 
 def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
@@ -20,7 +20,10 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     assert {"land", "dbt build", "publish"} <= set(stages)
     for s in stages.values():
         assert s["seconds"] > 0 and s["cpu_seconds"] > 0 and s["peak_rss"] > 10_000_000
-    assert set(LAYERS) | {"seeds", "tests"} <= set(figures["layers"]), figures["layers"]
+    # every model counts in a layer named by its folder: models/staging/*, models/history, models/<kind>/<layer>
+    assert set(figures["layers"]) == set(LAYERS) | {"seeds", "tests", "startup and parse", "settlement", "lineage",
+                                                    "history"}, figures["layers"]
+    assert all(f"  {layer:<20}" in text for layer in figures["layers"])
     assert figures["layers"]["tests"] > 0
     # dbt starts and parses the project before its first node: a part of the stage, never all of it
     assert 0 < figures["layers"]["startup and parse"] < stages["dbt build"]["seconds"]
@@ -41,17 +44,36 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     assert engine["breaks"]["matched"] > 2_500
     for name in ("end to end / parse floor", "reconciliation / engine floor", "pandas / end to end"):
         assert name in text and figures["ratios"][name] > 0
-    saved = json.loads(next(tmp_path.rglob("result.json")).read_text())
-    assert saved["ratios"] == figures["ratios"]
+    # the fixed cost: the same pipeline on its own nearly empty world, every stage and node, and the best ratios
+    fixed = figures["fixed_cost"]
+    assert fixed["trades"] == FIXED_COST_TRADES < 3_000
+    assert [s["stage"] for s in fixed["stages"]] == [s["stage"] for s in figures["stages"]]
+    assert fixed["end_to_end"]["seconds"] == sum(s["seconds"] for s in fixed["stages"]) > 0
+    assert set(LAYERS) | {"seeds", "tests", "startup and parse"} <= set(fixed["layers"])
+    small = next(p for p in tmp_path.glob("v*") if p.name.startswith(f"v{FIXED_COST_TRADES}-"))
+    small_results = json.loads((small / "e2e" / "target" / "run_results.json").read_text())
+    built = json.loads((next(tmp_path.glob("v3000-*")) / "e2e" / "target" / "run_results.json").read_text())
+    assert sorted(r["unique_id"] for r in small_results["results"]) == sorted(r["unique_id"] for r in built["results"])
+    assert all(r["status"] in ("success", "pass") for r in small_results["results"])
+    floors = figures["baselines"]
+    assert figures["best_ratios"] == {
+        "end to end / parse floor": fixed["end_to_end"]["seconds"] / floors["parse floor"]["seconds"],
+        "reconciliation / engine floor": fixed["layers"]["reconciliation"] / floors["engine floor"]["seconds"],
+        "pandas / end to end": floors["pandas"]["seconds"] / fixed["end_to_end"]["seconds"],
+    }
+    assert "fixed cost: the same pipeline on a day of 1,000 trades" in text and "best " in text
+    saved = json.loads(next(tmp_path.rglob("v3000-*/e2e/result.json")).read_text())
+    assert saved["ratios"] == figures["ratios"] and saved["best_ratios"] == figures["best_ratios"]
 
 
 def test_bench_e2e_without_the_parse_floor_counts_the_same_lines_and_copies_none(tmp_path: Path):
     out = io.StringIO()
-    figures = run(3_000, tmp_path, merchants=3, parse_floor=False, out=out)
+    figures = run(3_000, tmp_path, merchants=3, parse_floor=False, fixed_cost=False, out=out)
     assert set(figures["baselines"]) == {"engine floor"}
+    assert "fixed_cost" not in figures and "fixed cost" not in out.getvalue()
     assert set(figures["ratios"]) == {"reconciliation / engine floor"}
     assert "parse floor" not in out.getvalue()
-    root = next(tmp_path.glob("v*"))
+    [root] = tmp_path.glob("v*")
     assert not (root / "detail").exists() or not any((root / "detail").iterdir())
     counted = json.loads((root / "ready.json").read_text())
     assert counted["detail_copy"] is False and counted["lines"] == figures["lines"] > 3_000
