@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--data-dir", default="data/bench/recon", help="where the lake and warehouse go")
     b.set_defaults(func=_bench_recon)
     b = bench.add_parser("e2e", help="a day of N trades through land, dbt run per layer, tests and publish, "
-                                     "against the parse floor, the engine floor and pandas")
+                                     "against the parse floor, the engine floor and pandas; then the same on a "
+                                     "1,000-trade day (the fixed cost)")
     b.add_argument("--trades", type=int, default=1_000_000, help="payments in the day")
     b.add_argument("--merchants", type=int, default=10)
     b.add_argument("--seed", type=int, default=1)

@@ -29,7 +29,7 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
     assert 0 < figures["layers"]["startup and parse"] < stages["dbt build"]["seconds"]
     # the build reuses the parse the bench made first (as a daily job reuses the day before's), reported apart
     assert figures["cold_parse"]["seconds"] > 0 and "dbt's cold parse" in text
-    dbt_log = next(tmp_path.rglob("e2e/logs/dbt.log")).read_text()
+    dbt_log = next(tmp_path.glob("v3000-*/e2e/logs/dbt.log")).read_text()
     parse_run, build_run = dbt_log.split("Running with dbt=")[1:]
     assert "Starting full parse" in parse_run
     assert "no changes found, skipping parsing" in build_run and "full parse" not in build_run
@@ -61,7 +61,8 @@ def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
         "reconciliation / engine floor": fixed["layers"]["reconciliation"] / floors["engine floor"]["seconds"],
         "pandas / end to end": floors["pandas"]["seconds"] / fixed["end_to_end"]["seconds"],
     }
-    assert "fixed cost: the same pipeline on a day of 1,000 trades" in text and "best " in text
+    assert "fixed cost: the same pipeline on a day of 1,000 trades" in text and "this day's volume adds" in text
+    assert all(f"best {v:.2f}x" in text for v in figures["best_ratios"].values())
     saved = json.loads(next(tmp_path.rglob("v3000-*/e2e/result.json")).read_text())
     assert saved["ratios"] == figures["ratios"] and saved["best_ratios"] == figures["best_ratios"]
 
@@ -86,3 +87,18 @@ def test_bench_e2e_without_the_parse_floor_counts_the_same_lines_and_copies_none
     for f in copied["files"]:
         if f["lines"]:
             assert (root / "detail" / f["detail"]).stat().st_size == f["bytes"]
+
+
+def test_bench_e2e_command_passes_its_options(monkeypatch):
+    # `scripts/bench` is `python -m tally bench e2e`: its flags must reach the run, not only parse
+    import tally.bench_e2e
+    from tally.cli import main
+
+    calls = []
+    monkeypatch.setattr(tally.bench_e2e, "run", lambda *a, **kw: calls.append((a, kw)))
+    assert main(["bench", "e2e", "--trades", "5000", "--no-fixed-cost", "--no-pandas"]) == 0
+    assert main(["bench", "e2e", "--trades", "5000"]) == 0
+    (args, first), (_, second) = calls
+    assert args[0] == 5000
+    assert first["fixed_cost"] is False and first["skip_pandas"] is True and first["parse_floor"] is True
+    assert second["fixed_cost"] is True and second["skip_pandas"] is False
