@@ -132,11 +132,22 @@ def _node_kinds(manifest: Path) -> dict[str, str]:
     return out
 
 
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the (start, end) intervals: overlaps count once, gaps not at all."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
 def build_breakdown(target: Path, run_results: dict) -> dict[str, float]:
-    """Seconds per part of one `dbt build`: seeds and each model layer as first start to last end (models of a
-    layer run side by side on 2 threads), tests as the sum of their run times (dbt interleaves them)."""
+    """Seconds per part of one `dbt build`: seeds and each model layer as the time at least one of its models ran
+    (the models of a layer run side by side on 2 threads; the data tests dbt runs between them are not the layer's),
+    tests as the sum of their run times (dbt interleaves them)."""
     kinds = _node_kinds(target / "manifest.json")
-    spans: dict[str, list[float]] = {}
+    runs: dict[str, list[tuple[float, float]]] = {}
     tests = 0.0
     for r in run_results["results"]:
         kind = kinds.get(r["unique_id"])
@@ -148,9 +159,8 @@ def build_breakdown(target: Path, run_results: dict) -> dict[str, float]:
             continue
         started = dt.datetime.fromisoformat(execute[0]["started_at"].replace("Z", "+00:00")).timestamp()
         ended = dt.datetime.fromisoformat(execute[0]["completed_at"].replace("Z", "+00:00")).timestamp()
-        span = spans.setdefault(kind, [started, ended])
-        span[0], span[1] = min(span[0], started), max(span[1], ended)
-    out = {kind: end - start for kind, (start, end) in spans.items()}
+        runs.setdefault(kind, []).append((started, ended))
+    out = {kind: _covered(intervals) for kind, intervals in runs.items()}
     out["tests"] = tests
     return out
 

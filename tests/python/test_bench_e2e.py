@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tally import bench
-from tally.bench_e2e import FIXED_COST_TRADES, LAYERS, run, world
+from tally.bench_e2e import FIXED_COST_TRADES, LAYERS, build_breakdown, run, world
 
 
 def test_bench_e2e_reports_every_stage_and_the_baselines_agree(tmp_path: Path):
@@ -102,3 +102,24 @@ def test_bench_e2e_command_passes_its_options(monkeypatch):
     assert args[0] == 5000
     assert first["fixed_cost"] is False and first["skip_pandas"] is True and first["parse_floor"] is True
     assert second["fixed_cost"] is True and second["skip_pandas"] is False
+
+
+def test_a_layer_counts_only_the_time_its_models_ran(tmp_path: Path):
+    """A layer is the time at least one of its models ran: two models side by side count once, and the data tests
+    dbt runs between a layer's models (or a model of another folder much later) are not the layer's."""
+    def node(uid: str, start: float, end: float) -> dict:
+        at = lambda t: f"2026-11-26T08:00:{t:06.3f}Z"  # noqa: E731
+        return {"unique_id": uid, "execution_time": end - start,
+                "timing": [{"name": "execute", "started_at": at(start), "completed_at": at(end)}]}
+
+    models = {"a": "models/intermediate/reconciliation/a.sql", "b": "models/intermediate/reconciliation/b.sql",
+              "c": "models/intermediate/reconciliation/c.sql", "h1": "models/history/h1.sql",
+              "h2": "models/history/h2.sql"}
+    nodes = {f"model.tally.{n}": {"resource_type": "model", "original_file_path": p} for n, p in models.items()}
+    nodes["test.tally.t"] = {"resource_type": "test", "original_file_path": "tests/dbt/t.sql"}
+    (tmp_path / "manifest.json").write_text(json.dumps({"nodes": nodes}))
+    results = [node("model.tally.a", 0, 4), node("model.tally.b", 2, 5),  # side by side: 5 s, not 7
+               node("test.tally.t", 5, 15),  # a data test between the layer's models
+               node("model.tally.c", 15, 16), node("model.tally.h1", 1, 2), node("model.tally.h2", 30, 31)]
+    layers = build_breakdown(tmp_path, {"results": results})
+    assert layers == {"reconciliation": 6.0, "history": 2.0, "tests": 10.0}
