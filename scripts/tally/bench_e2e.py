@@ -7,7 +7,8 @@ own child process and reads its wall time, CPU time and peak RSS from `wait4`:
 
 - `land`: `tally land` of the day's files as delivered (GX gate on, as shipped);
 - `dbt build` (seeds, models and every data test, as an analyst runs it), split from `run_results.json` into seeds,
-  each model layer (staging, reconciliation, clearing, ledger) and tests; and `publish` when the toolbelt has it.
+  each model folder's layer (the time at least one of its models ran) and tests (the sum of their run times); and
+  `publish` when the toolbelt has it.
   The project is parsed first (`dbt parse`, reported apart), so the build reuses that parse as a daily job reuses
   the day before's;
 

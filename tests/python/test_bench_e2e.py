@@ -105,21 +105,22 @@ def test_bench_e2e_command_passes_its_options(monkeypatch):
 
 
 def test_a_layer_counts_only_the_time_its_models_ran(tmp_path: Path):
-    """A layer is the time at least one of its models ran: two models side by side count once, and the data tests
-    dbt runs between a layer's models (or a model of another folder much later) are not the layer's."""
+    """A layer is the time at least one of its models ran: models side by side (or one inside another's run) count
+    once, and the data tests dbt runs between a layer's models are not the layer's, nor the gap between its models."""
     def node(uid: str, start: float, end: float) -> dict:
         at = lambda t: f"2026-11-26T08:00:{t:06.3f}Z"  # noqa: E731
         return {"unique_id": uid, "execution_time": end - start,
                 "timing": [{"name": "execute", "started_at": at(start), "completed_at": at(end)}]}
 
-    models = {"a": "models/intermediate/reconciliation/a.sql", "b": "models/intermediate/reconciliation/b.sql",
-              "c": "models/intermediate/reconciliation/c.sql", "h1": "models/history/h1.sql",
-              "h2": "models/history/h2.sql"}
+    models = {n: f"models/intermediate/reconciliation/{n}.sql" for n in "abcd"}
+    models |= {n: f"models/history/{n}.sql" for n in ("h1", "h2")}
     nodes = {f"model.tally.{n}": {"resource_type": "model", "original_file_path": p} for n, p in models.items()}
     nodes["test.tally.t"] = {"resource_type": "test", "original_file_path": "tests/dbt/t.sql"}
     (tmp_path / "manifest.json").write_text(json.dumps({"nodes": nodes}))
-    results = [node("model.tally.a", 0, 4), node("model.tally.b", 2, 5),  # side by side: 5 s, not 7
+    results = [node("model.tally.c", 15, 16),  # listed first: the order of the results does not matter
+               node("model.tally.a", 0, 4), node("model.tally.b", 2, 5),  # side by side: 5 s, not 7
+               node("model.tally.d", 1, 3),  # inside a's run: nothing more
                node("test.tally.t", 5, 15),  # a data test between the layer's models
-               node("model.tally.c", 15, 16), node("model.tally.h1", 1, 2), node("model.tally.h2", 30, 31)]
+               node("model.tally.h1", 1, 2), node("model.tally.h2", 30, 31)]
     layers = build_breakdown(tmp_path, {"results": results})
     assert layers == {"reconciliation": 6.0, "history": 2.0, "tests": 10.0}
