@@ -25,7 +25,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -233,29 +232,30 @@ def _with_eol(s: str) -> str:
     return s + "\r\n" if s.endswith("\r") else s + "\n"
 
 
-def _text(data: bytes, encoding: str, name: str) -> Lines:
-    """Bytes as delivered -> lines of UTF-8 text. Strict (never errors='replace'); a BOM means UTF-8."""
+def _text(data: bytes | memoryview, encoding: str, name: str, first_line: int = 1) -> Lines:
+    """Bytes as delivered -> lines of UTF-8 text. Strict (never errors='replace'); a BOM means UTF-8.
+    `first_line` > 1: a later segment of a file (`_internal_segments`), whose BOM, if any, was at the file's start."""
     buf = pa.py_buffer(data)
-    if data[:3] == _BOM:
+    if first_line == 1 and data[:3] == _BOM:
         buf, encoding = buf.slice(3), "utf-8"
     if encoding == "utf-8":
         try:  # Arrow checks UTF-8 without making a Python string of the whole file
             pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, buf.size], np.int64)),
                                                          buf]).validate(full=True)
-        except pa.ArrowInvalid:
-            return Lines(_decode(data, encoding, name).encode("utf-8"))  # raises Rejected with line and reason
+        except pa.ArrowInvalid:  # raises Rejected with line and reason
+            return Lines(_decode(bytes(data), encoding, name, first_line).encode("utf-8"))
         return Lines(buf)
-    return Lines(_decode(data, encoding, name).encode("utf-8"))
+    return Lines(_decode(bytes(data), encoding, name, first_line).encode("utf-8"))
 
 
-def _decode(data: bytes, encoding: str, name: str) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
+def _decode(data: bytes, encoding: str, name: str, first_line: int = 1) -> str:
+    if first_line == 1 and data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
         encoding = "utf-8"
     try:
         return data.decode(encoding)  # strict: never errors='replace'
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
+        line = data[: e.start].count(b"\n") + first_line
         raise Rejected(f"{name} line {line}: bytes are not valid {encoding} ({e.reason}); wrong encoding?") from None
 
 
@@ -311,6 +311,9 @@ _JOIN_LIMIT = 50  # a quoted field may run over at most this many physical lines
 # A file's records are parsed, validated and written a piece of about this many bytes at a time, so a big dump's
 # Arrow columns and validation copies are held for one piece, not for the whole file (see `_pieces`).
 PIECE_BYTES = 1 << 27
+# An internal dump larger than this is read from disk a segment at a time (`_internal_segments`): landing never
+# holds the whole of the largest file of a day in memory.
+SEGMENT_BYTES = 4 * PIECE_BYTES
 
 
 _CTRL_CHARS = "".join(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])) + "\ufeff"
@@ -536,8 +539,10 @@ class _Records:
 
 def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[str] | tuple[str, str]], *,
              delim: str = ",", quoted: bool = True, backtick: bool = False, strip: str = "",
-             patterns: list[str | None] | None = None, unmasked: frozenset[int] = frozenset()) -> _Records:
-    """The records of lines[a:b], each `n` fields of text (line numbers count from 1).
+             patterns: list[str | None] | None = None, unmasked: frozenset[int] = frozenset(),
+             line_base: int = 0) -> _Records:
+    """The records of lines[a:b], each `n` fields of text (line numbers count from 1, after `line_base` lines that
+    came before `lines`: a later segment of a file).
 
     `split(text)` is the format's rule for one record's text: its fields (backtick and `strip` already removed) or
     (reason_code, detail) when it is refused. Plain lines are cut by Arrow's CSV reader instead, with the same result;
@@ -587,7 +592,7 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
         text = "\n".join(lines[a + j] for j in range(i, i + span))
         got = split(text)
         if isinstance(got, tuple):
-            pre.append((a + i + 1, span, got[0], got[1], text))
+            pre.append((line_base + a + i + 1, span, got[0], got[1], text))
         else:
             slow_rows.append(got)
             slow_idx.append(i)
@@ -601,7 +606,7 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
             fields = [pc.utf8_trim(f, strip) for f in fields]
     fast_idx = np.flatnonzero(fast)
     raw = block if n_fast == nb else block.filter(pa.array(fast))
-    line_no = fast_idx + (a + 1)
+    line_no = fast_idx + (line_base + a + 1)
     span = np.ones(n_fast, np.int64)
     no_ctrl = np.ones(n_fast, bool)
     valid = valid[fast_idx]
@@ -613,7 +618,7 @@ def _records(lines: Lines, a: int, b: int, n: int, split: Callable[[str], list[s
         fields = [_concat([f, s], pa.string()).take(take) for f, s in zip(fields, slow_fields, strict=True)] \
             if n_fast else slow_fields
         raw = _concat([raw, pa.array(slow_raw, type=pa.large_string())], pa.large_string()).take(take)
-        line_no = np.concatenate([line_no, s_idx + (a + 1)])[order]
+        line_no = np.concatenate([line_no, s_idx + (line_base + a + 1)])[order]
         span = np.concatenate([span, [spans.get(i, 1) for i in slow_idx]]).astype(np.int64)[order]
         no_ctrl = np.concatenate([no_ctrl, np.zeros(len(slow_idx), bool)])[order]
         valid = np.concatenate([valid, np.zeros(len(slow_idx), bool)])[order]
@@ -993,20 +998,66 @@ def parse_bank_statement(data: bytes, name: str) -> Iterable[Parsed]:
                    _csv_split(len(header)))
 
 
+def _internal_bill_date(fmt: Format, name: str) -> dt.date:
+    m = re.search(rf"internal_{fmt.bill_type}_(\d{{8}})\.csv", name)
+    if not m:
+        raise Rejected(f"{name}: internal dumps are named internal_{fmt.bill_type}_<yyyymmdd>.csv")
+    return _ymd(m.group(1), name)
+
+
 def _parse_internal(fmt: Format):
     def parse(data: bytes, name: str) -> Iterable[Parsed]:
         lines = _text(data, "utf-8", name)
-        m = re.search(rf"internal_{fmt.bill_type}_(\d{{8}})\.csv", name)
-        if not m:
-            raise Rejected(f"{name}: internal dumps are named internal_{fmt.bill_type}_<yyyymmdd>.csv")
+        bill_date = _internal_bill_date(fmt, name)
         if not len(lines):
             raise Rejected(f"{name}: empty file, not even a header (an empty dump still has its header)")
         header = next(csv.reader([lines[0]]))
         idx = _header_index(fmt, header, name, 1)
-        return _pieces(fmt, "", _ymd(m.group(1), name), len(lines), 1, idx, {}, lines, 1, len(lines), len(header),
+        return _pieces(fmt, "", bill_date, len(lines), 1, idx, {}, lines, 1, len(lines), len(header),
                        _csv_split(len(header)))
 
+    parse.fmt = fmt  # `_parse` reads a dump larger than SEGMENT_BYTES with `_internal_segments` instead
     return parse
+
+
+def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
+    """An internal dump read from disk a segment of about `SEGMENT_BYTES` at a time, parsed as `_parse_internal`
+    parses it whole: the same records, line numbers and counts, so landing holds a segment of it, not the file.
+    A segment ends at a line end, and the records after its last safe cut (`_cuts`: no joined record crosses it)
+    wait for the next segment, so a quoted field over several lines is never split."""
+    bill_date = _internal_bill_date(fmt, name)
+    idx: dict[str, int] = {}
+    n = base = 0  # fields per record; lines of the file before this segment
+    carry = b""
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(SEGMENT_BYTES)
+            eof = len(chunk) < SEGMENT_BYTES
+            data = carry + chunk
+            del chunk
+            cut = len(data) if eof else data.rfind(b"\n") + 1
+            if cut == 0:  # no line end yet: read on
+                carry = data
+                continue
+            lines = _text(memoryview(data)[:cut], "utf-8", name, first_line=base + 1)
+            a = 0
+            if base == 0:
+                header = next(csv.reader([lines[0]]))
+                idx, n, a = _header_index(fmt, header, name, 1), len(header), 1
+            if eof:
+                b = len(lines)
+            else:
+                b = _cuts(lines, a, len(lines), True)[-1][0]
+                if b <= a:  # not one whole piece yet: read on with all of it
+                    carry = data
+                    continue
+            carry = bytes(lines.block(b, len(lines))) + data[cut:]
+            yield from _pieces(fmt, "", bill_date, b, 1 if base == 0 else 0, idx, {}, lines, a, b, n,
+                               _csv_split(n), line_base=base)
+            if eof:
+                return
+            base += b
+            del lines, data
 
 
 def _ymd(s: str, name: str) -> dt.date:
@@ -1411,51 +1462,88 @@ def _gate(gate: Gate | bool | None) -> Gate | None:
 
 
 def land_file(path: Path, root: Path, lake: Path, gate: Gate | bool = True) -> LandResult:
-    prep, data = _read(path, root, lake)
-    return _land_prepared(prep, data, _gate(gate))
+    prep, todo = _read(path, root, lake)
+    return _land_prepared(prep, todo, _gate(gate))
 
 
-def _land_prepared(prep: _Prepared, data: bytes | None, gate: Gate | None) -> LandResult:
-    return _commit(prep if data is None else _parse(prep, data, gate))
+def _land_prepared(prep: _Prepared, todo: bool, gate: Gate | None) -> LandResult:
+    return _commit(_parse(prep, gate) if todo else prep)
 
 
-def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> tuple[_Prepared, bytes | None]:
-    """Read and identify a delivery; decide whether it is already landed or the same bytes as a landed version.
-    Runs in file order (claims are taken here); the bytes come back for `_parse` unless there is nothing to do."""
+def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> tuple[_Prepared, bool]:
+    """Identify a delivery by its bytes' hash (read as a stream, not held); decide whether it is already landed or
+    the same bytes as a landed version. Runs in file order (claims are taken here); says whether `_parse` has
+    anything to do."""
     t0 = time.perf_counter()
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
+    stat = path.stat()
+    with path.open("rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
     fvid = sha[:20]
     delivery_id = hashlib.sha256(f"{sha}\n{rel}".encode()).hexdigest()[:20]
     ledger_path = lake / "ledger" / f"{delivery_id}.parquet"
     if ledger_path.exists() or (claims is not None and delivery_id in claims.deliveries):
-        return _Prepared(LandResult(rel, "already_landed"), t0, path, lake), None
+        return _Prepared(LandResult(rel, "already_landed"), t0, path, lake), False
     if claims is not None:
         claims.deliveries.add(delivery_id)
-    delivered_at = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.timezone(dt.timedelta(hours=8)))
+    delivered_at = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.timezone(dt.timedelta(hours=8)))
     row = {f.name: None for f in LEDGER_SCHEMA}
-    row.update(delivery_id=delivery_id, file_version_id=fvid, sha256=sha, source_path=rel, size_bytes=len(data),
+    row.update(delivery_id=delivery_id, file_version_id=fvid, sha256=sha, source_path=rel, size_bytes=stat.st_size,
                delivered_at=delivered_at.replace(tzinfo=None, microsecond=0),
                landed_at=dt.datetime.now().replace(microsecond=0), is_empty_day=False)
     same_bytes_landed = any((lake / "raw").glob(f"*/*/{fvid}.parquet")) or (
         claims is not None and fvid in claims.versions)
     if claims is not None:
         claims.versions.add(fvid)  # identical bytes parse identically: landed or rejected alike
-    return _Prepared(LandResult(rel, "duplicate" if same_bytes_landed else "landed"), t0, path, lake, row), data
+    return _Prepared(LandResult(rel, "duplicate" if same_bytes_landed else "landed"), t0, path, lake, row), True
 
 
-def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
-    """Parse and validate in memory; `_commit` writes the result."""
+def _keep(prep: _Prepared) -> Path:
+    """The delivery's own copy in the lake's file store, by hash (the warehouse can always be rebuilt from these
+    bytes), made first so that the parse reads our copy: the delivered file was hashed as a stream, not held, and a
+    file that changed since (a download still being written) is refused rather than landed under the wrong hash."""
+    sha, rel = prep.row["sha256"], prep.result.path
+    keep = prep.lake / "files" / sha
+    if keep.exists():  # these bytes were kept before (named by their hash)
+        return keep
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(keep)
+    digest = hashlib.sha256()
+    with prep.path.open("rb") as src, tmp.open("wb") as dst:
+        while chunk := src.read(1 << 24):
+            digest.update(chunk)
+            dst.write(chunk)
+    if digest.hexdigest() != sha:
+        tmp.unlink()
+        raise Rejected(f"{rel}: the file changed while it was landed (its bytes no longer have the hash read "
+                       "first); land it again once it is complete")
+    os.replace(tmp, keep)
+    return keep
+
+
+def _parse(prep: _Prepared, gate: Gate | None = None) -> _Prepared:
+    """Parse and validate (a piece at a time; a big internal dump read a segment at a time); `_commit` writes the
+    result."""
     row, rel, fvid, lake = prep.row, prep.result.path, prep.row["file_version_id"], prep.lake
     try:
+        keep = _keep(prep)
+        rel_inner = rel[:-3] if rel.endswith(".gz") else rel
         if rel.endswith(".gz"):
-            data = _gunzip(data, rel)
-            rel_inner = rel[:-3]
+            data = _gunzip(keep.read_bytes(), rel)
+        elif row["size_bytes"] > SEGMENT_BYTES:
+            with keep.open("rb") as f:
+                data = f.read(4096)  # enough to know the format by
         else:
-            rel_inner = rel
+            data = keep.read_bytes()
         parser = detect(data, rel_inner)
-        pieces = iter(parser(data, rel_inner))
+        if len(data) < row["size_bytes"] and not rel.endswith(".gz"):
+            if getattr(parser, "fmt", None) is None:  # not an internal dump: a channel's file is read whole
+                data = keep.read_bytes()
+                pieces = iter(parser(data, rel_inner))
+            else:
+                pieces = _internal_segments(parser.fmt, keep, rel_inner)
+        else:
+            pieces = iter(parser(data, rel_inner))
         del data
         # Piece by piece (one for most files): validate, then hand the rows to the sink before the next is parsed.
         quarantine: list[tuple[int, int, str, str, str]] = []
@@ -1509,20 +1597,13 @@ def _parse(prep: _Prepared, data: bytes, gate: Gate | None = None) -> _Prepared:
 
 
 def _commit(prep: _Prepared) -> LandResult:
-    """Write a prepared file: raw Parquet and quarantine, the delivered bytes, and the ledger row last."""
+    """Write a prepared file: raw Parquet and quarantine, then the ledger row (the delivered bytes were kept first,
+    by `_parse`)."""
     if prep.row is not None:
         if prep.raw is not None:
             prep.raw.commit()
         if prep.quarantine is not None:
             _atomic_write_parquet(*prep.quarantine)
-        # The file's own copy, by hash: the warehouse can always be rebuilt from these bytes.
-        sha = prep.row["sha256"]
-        keep = prep.lake / "files" / sha
-        if not keep.exists():
-            keep.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _tmp_path(keep)
-            shutil.copyfile(prep.path, tmp)
-            os.replace(tmp, keep)
         ledger_path = prep.lake / "ledger" / f"{prep.row['delivery_id']}.parquet"
         _atomic_write_parquet(pa.Table.from_pylist([prep.row], schema=LEDGER_SCHEMA), ledger_path)  # last: commits
     prep.result.seconds = time.perf_counter() - prep.t0
@@ -1568,16 +1649,16 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
             print(f"{r.status:>14}  {r.format or '-':<20} {r.path}: {r.detail} detail, {r.quarantined} "
                   f"quarantined, {r.other} other lines, {r.seconds:.2f}s{extra}", file=out)
 
-    # Files are read and claimed in order (so duplicates and re-deliveries are decided as one by one), then parsed and
-    # written by two workers, each file on its own, in whatever order they finish: every file's writes are its own,
-    # its ledger row last. The report keeps the input order. At most three files are read and not yet landed.
+    # Files are hashed and claimed in order (so duplicates and re-deliveries are decided as one by one), then kept,
+    # parsed and written by two workers, each file on its own, in whatever order they finish: every file's writes are
+    # its own, its ledger row last. The report keeps the input order. At most three files are claimed and not yet
+    # landed; a worker holds one file (a big internal dump: one segment of it) at a time.
     claims = _Claims()
     with ThreadPoolExecutor(2, thread_name_prefix="tally-land") as workers:
         pending: deque[Future] = deque()
         for f, root in iter_files(paths):
-            prep, data = _read(f, root, lake, claims)
-            pending.append(workers.submit(_land_prepared, prep, data, gate))
-            del data
+            prep, todo = _read(f, root, lake, claims)
+            pending.append(workers.submit(_land_prepared, prep, todo, gate))
             while len(running := [x for x in pending if not x.done()]) >= 3:
                 wait(running, return_when=FIRST_COMPLETED)
             while pending and pending[0].done():

@@ -310,3 +310,75 @@ def test_a_file_refused_in_a_late_piece_leaves_nothing(tmp_path: Path, monkeypat
     assert not raw and not q
     assert not list((tmp_path / "lake" / "raw" / "internal_payments").rglob("*.parquet*"))
     assert not [p for p in (tmp_path / "lake").rglob(".*") if p.is_file()]
+
+
+@pytest.mark.parametrize("segment", [700, 4_000, 9_000])
+def test_a_dump_read_a_segment_at_a_time_lands_exactly_as_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 segment: int):
+    """An internal dump larger than `SEGMENT_BYTES` is read from disk a segment at a time, so landing never holds the
+    whole file; the lake must not show it. Segments smaller than a piece, a quoted field over two lines, an unclosed
+    quote (50 lines), refused lines, a BOM, CRLF line ends, a missing final newline and lines that begin with U+FEFF
+    all land as they do whole."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "internal_payments_20240309.csv").write_text(_dump_with_traps(400))
+    crlf = "\ufeff" + "\r\n".join(_dump_with_traps(300).split("\n")).rstrip("\r\n")
+    (inbox / "internal_payments_20240310.csv").write_bytes(crlf.encode())
+    # lines that begin with U+FEFF are refused lines, not a BOM to drop, where a segment begins too
+    boms = [("\ufeff" if i % 3 == 0 else "") + _row(i) for i in range(300)]
+    (inbox / "internal_payments_20240311.csv").write_text("\n".join([HEADER, *boms, ""]))
+    monkeypatch.setattr(tally.land, "PIECE_BYTES", 1500)
+    land([inbox], tmp_path / "whole", out=None, gate=False)
+
+    read = []
+    real = tally.land._internal_segments
+
+    def segments(*args):
+        read.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(tally.land, "_internal_segments", segments)
+    monkeypatch.setattr(tally.land, "SEGMENT_BYTES", segment)
+    land([inbox], tmp_path / "segments", out=None, gate=False)
+    assert sorted(read) == [f"internal_payments_202403{d}.csv" for d in ("09", "10", "11")]
+    want, got = _lake_rows(tmp_path / "whole"), _lake_rows(tmp_path / "segments")
+    assert got == want
+    assert sum(len(rows) for k, rows in got.items() if k.startswith("quarantine/")) >= 8
+    assert not [p for p in (tmp_path / "segments").rglob(".*") if p.is_file()]
+
+
+def test_a_dump_refused_in_a_late_segment_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Bytes that are not UTF-8 far into a big dump refuse it with the line counted from the file's start."""
+    rows = [_row(i) for i in range(300)]
+    data = "\n".join([HEADER, *rows, ""]).encode().replace(b"ORD280,", b"ORD\xff280,")
+    monkeypatch.setattr(tally.land, "PIECE_BYTES", 1500)
+    monkeypatch.setattr(tally.land, "SEGMENT_BYTES", 5000)
+    r, raw, q = _land(tmp_path, "internal_payments_20240304.csv", data)
+    assert r.status == "rejected" and "line 282" in r.message and "not valid utf-8" in r.message, r.message
+    assert not raw and not q
+    assert not [p for p in (tmp_path / "lake").rglob(".*") if p.is_file()]
+
+
+def test_a_file_that_changes_while_it_lands_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Landing hashes a delivery as a stream, then keeps its own copy to parse: bytes that changed in between (a
+    download still being written) are refused, not landed or kept under the hash read first."""
+    src = tmp_path / "in"
+    src.mkdir()
+    f = src / "internal_payments_20240304.csv"
+    f.write_text("\n".join([HEADER, _row(1), ""]))
+    real_read = tally.land._read
+
+    def read_then_grow(*args, **kw):
+        got = real_read(*args, **kw)
+        with f.open("a") as out:
+            out.write(_row(2) + "\n")
+        return got
+
+    monkeypatch.setattr(tally.land, "_read", read_then_grow)
+    lake = tmp_path / "lake"
+    r = land_file(f, src, lake, gate=False)
+    assert r.status == "rejected" and "changed while it was landed" in r.message, r.message
+    assert not list((lake / "files").iterdir())
+    assert not list((lake / "raw").rglob("*.parquet"))
+    (ledger,) = [row for p in (lake / "ledger").glob("*.parquet") for row in pq.read_table(p).to_pylist()]
+    assert ledger["status"] == "rejected"
