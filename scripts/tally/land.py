@@ -25,6 +25,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -1023,35 +1024,35 @@ def _parse_internal(fmt: Format):
 def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
     """An internal dump read from disk a segment of about `SEGMENT_BYTES` at a time, parsed as `_parse_internal`
     parses it whole: the same records, line numbers and counts, so landing holds a segment of it, not the file.
-    A segment ends at a line end, and the records after its last safe cut (`_cuts`: no joined record crosses it)
-    wait for the next segment, so a quoted field over several lines is never split."""
+    A segment ends at a line end, and where a quoted field might still run on (`_cuts`' rule: an odd number of quotes
+    in the last `_JOIN_LIMIT` lines) the lines from there wait for the next segment, so no record is split."""
     bill_date = _internal_bill_date(fmt, name)
     idx: dict[str, int] = {}
     n = base = 0  # fields per record; lines of the file before this segment
     carry = b""
     with path.open("rb") as f:
         while True:
-            chunk = f.read(SEGMENT_BYTES)
-            eof = len(chunk) < SEGMENT_BYTES
-            data = carry + chunk
-            del chunk
-            cut = len(data) if eof else data.rfind(b"\n") + 1
-            if cut == 0:  # no line end yet: read on
-                carry = data
+            buf = bytearray(len(carry) + SEGMENT_BYTES)  # a new one: the last segment's rows may still point into it
+            buf[:len(carry)] = carry
+            got = f.readinto(memoryview(buf)[len(carry):])
+            eof = got < SEGMENT_BYTES
+            data = memoryview(buf)[:len(carry) + got]
+            cut = len(data) if eof else buf.rfind(b"\n", 0, len(data)) + 1
+            if cut == 0:  # not one line end yet: read on with all of it
+                carry = bytes(data)
                 continue
-            lines = _text(memoryview(data)[:cut], "utf-8", name, first_line=base + 1)
+            lines = _text(data[:cut], "utf-8", name, first_line=base + 1)
             a = 0
             if base == 0:
                 header = next(csv.reader([lines[0]]))
                 idx, n, a = _header_index(fmt, header, name, 1), len(header), 1
-            if eof:
-                b = len(lines)
-            else:
-                b = _cuts(lines, a, len(lines), True)[-1][0]
-                if b <= a:  # not one whole piece yet: read on with all of it
-                    carry = data
-                    continue
-            carry = bytes(lines.block(b, len(lines))) + data[cut:]
+            b = len(lines)
+            while not eof and b > a and _odd_quotes(lines, max(a, b - _JOIN_LIMIT), b):
+                b -= _JOIN_LIMIT
+            if b <= a:  # nowhere safe to end this segment: read on with all of it
+                carry = bytes(data)
+                continue
+            carry = bytes(lines.block(b, len(lines))) + bytes(data[cut:])
             yield from _pieces(fmt, "", bill_date, b, 1 if base == 0 else 0, idx, {}, lines, a, b, n,
                                _csv_split(n), line_base=base)
             if eof:
@@ -1405,6 +1406,7 @@ class _Prepared:
     path: Path
     lake: Path
     row: dict | None = None  # the ledger row (None: nothing to write)
+    stat: tuple[int, int] | None = None  # the delivered file's size and mtime (ns) when it was hashed
     raw: _RawSink | None = None
     quarantine: tuple[pa.Table, Path] | None = None
 
@@ -1495,28 +1497,26 @@ def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> 
         claims is not None and fvid in claims.versions)
     if claims is not None:
         claims.versions.add(fvid)  # identical bytes parse identically: landed or rejected alike
-    return _Prepared(LandResult(rel, "duplicate" if same_bytes_landed else "landed"), t0, path, lake, row), True
+    result = LandResult(rel, "duplicate" if same_bytes_landed else "landed")
+    return _Prepared(result, t0, path, lake, row, stat=(stat.st_size, stat.st_mtime_ns)), True
 
 
 def _keep(prep: _Prepared) -> Path:
     """The delivery's own copy in the lake's file store, by hash (the warehouse can always be rebuilt from these
     bytes), made first so that the parse reads our copy: the delivered file was hashed as a stream, not held, and a
-    file that changed since (a download still being written) is refused rather than landed under the wrong hash."""
-    sha, rel = prep.row["sha256"], prep.result.path
-    keep = prep.lake / "files" / sha
+    file whose size or modification time moved since (a download still being written) is refused rather than
+    landed under the hash read first."""
+    keep = prep.lake / "files" / prep.row["sha256"]
     if keep.exists():  # these bytes were kept before (named by their hash)
         return keep
     keep.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(keep)
-    digest = hashlib.sha256()
-    with prep.path.open("rb") as src, tmp.open("wb") as dst:
-        while chunk := src.read(1 << 24):
-            digest.update(chunk)
-            dst.write(chunk)
-    if digest.hexdigest() != sha:
+    shutil.copyfile(prep.path, tmp)
+    now = prep.path.stat()
+    if (now.st_size, now.st_mtime_ns) != prep.stat:
         tmp.unlink()
-        raise Rejected(f"{rel}: the file changed while it was landed (its bytes no longer have the hash read "
-                       "first); land it again once it is complete")
+        raise Rejected(f"{prep.result.path}: the file changed while it was landed (its size or modification time "
+                       "moved since it was hashed); land it again once it is complete")
     os.replace(tmp, keep)
     return keep
 
