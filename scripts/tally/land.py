@@ -120,6 +120,11 @@ class Rejected(Exception):
     """The whole file is refused; the message names file, line and reason."""
 
 
+class NotReady(Rejected):
+    """The delivery changed (or vanished) while it was landed: refused for this run only, with no ledger row, so
+    landing it again once it is complete lands it."""
+
+
 @dataclasses.dataclass
 class Parsed:
     """One piece of a parsed file: a run of consecutive records (most files are one piece, see `_pieces`). The
@@ -1030,13 +1035,17 @@ def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
     idx: dict[str, int] = {}
     n = base = 0  # fields per record; lines of the file before this segment
     carry = b""
+    buf = data = lines = None
     with path.open("rb") as f:
         while True:
-            buf = bytearray(len(carry) + SEGMENT_BYTES)  # a new one: the last segment's rows may still point into it
+            buf = data = lines = None  # the last segment's rows may still point into its buffer: a new one
+            buf = bytearray(len(carry) + SEGMENT_BYTES)
             buf[:len(carry)] = carry
             got = f.readinto(memoryview(buf)[len(carry):])
             eof = got < SEGMENT_BYTES
             data = memoryview(buf)[:len(carry) + got]
+            if eof and not data:
+                return  # the file ended exactly where the last segment did
             cut = len(data) if eof else buf.rfind(b"\n", 0, len(data)) + 1
             if cut == 0:  # not one line end yet: read on with all of it
                 carry = bytes(data)
@@ -1047,18 +1056,18 @@ def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
                 header = next(csv.reader([lines[0]]))
                 idx, n, a = _header_index(fmt, header, name, 1), len(header), 1
             b = len(lines)
-            while not eof and b > a and _odd_quotes(lines, max(a, b - _JOIN_LIMIT), b):
-                b -= _JOIN_LIMIT
-            if b <= a:  # nowhere safe to end this segment: read on with all of it
-                carry = bytes(data)
-                continue
+            if not eof:
+                while b > a and _odd_quotes(lines, max(a, b - _JOIN_LIMIT), b):
+                    b -= _JOIN_LIMIT
+                if b <= a:  # nowhere safe to end this segment: read on with all of it
+                    carry = bytes(data)
+                    continue
             carry = bytes(lines.block(b, len(lines))) + bytes(data[cut:])
             yield from _pieces(fmt, "", bill_date, b, 1 if base == 0 else 0, idx, {}, lines, a, b, n,
                                _csv_split(n), line_base=base)
             if eof:
                 return
             base += b
-            del lines, data
 
 
 def _ymd(s: str, name: str) -> dt.date:
@@ -1406,7 +1415,7 @@ class _Prepared:
     path: Path
     lake: Path
     row: dict | None = None  # the ledger row (None: nothing to write)
-    stat: tuple[int, int] | None = None  # the delivered file's size and mtime (ns) when it was hashed
+    stat: tuple[int, ...] | None = None  # the delivered file's `_identity` when hashed (None: it moved meanwhile)
     raw: _RawSink | None = None
     quarantine: tuple[pa.Table, Path] | None = None
 
@@ -1478,9 +1487,10 @@ def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> 
     anything to do."""
     t0 = time.perf_counter()
     rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
-    stat = path.stat()
     with path.open("rb") as f:
+        before = os.fstat(f.fileno())
         sha = hashlib.file_digest(f, "sha256").hexdigest()
+        stat = os.fstat(f.fileno())
     fvid = sha[:20]
     delivery_id = hashlib.sha256(f"{sha}\n{rel}".encode()).hexdigest()[:20]
     ledger_path = lake / "ledger" / f"{delivery_id}.parquet"
@@ -1498,7 +1508,14 @@ def _read(path: Path, root: Path, lake: Path, claims: _Claims | None = None) -> 
     if claims is not None:
         claims.versions.add(fvid)  # identical bytes parse identically: landed or rejected alike
     result = LandResult(rel, "duplicate" if same_bytes_landed else "landed")
-    return _Prepared(result, t0, path, lake, row, stat=(stat.st_size, stat.st_mtime_ns)), True
+    return _Prepared(result, t0, path, lake, row, stat=_identity(stat) if _identity(before) == _identity(stat)
+                     else None), True
+
+
+def _identity(st: os.stat_result) -> tuple[int, ...]:
+    """What moves when a file is written or replaced: size, modification and change time (a change time cannot be
+    set back), inode and device."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
 
 def _keep(prep: _Prepared) -> Path:
@@ -1507,16 +1524,20 @@ def _keep(prep: _Prepared) -> Path:
     file whose size or modification time moved since (a download still being written) is refused rather than
     landed under the hash read first."""
     keep = prep.lake / "files" / prep.row["sha256"]
-    if keep.exists():  # these bytes were kept before (named by their hash)
+    if keep.exists() and keep.stat().st_size == prep.row["size_bytes"]:  # these bytes were kept before
         return keep
     keep.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(keep)
-    shutil.copyfile(prep.path, tmp)
-    now = prep.path.stat()
-    if (now.st_size, now.st_mtime_ns) != prep.stat:
+    try:
+        shutil.copyfile(prep.path, tmp)
+        moved = prep.stat is None or _identity(prep.path.stat()) != prep.stat
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise NotReady(f"{prep.result.path}: could not be kept ({e.strerror}); land it again") from None
+    if moved:
         tmp.unlink()
-        raise Rejected(f"{prep.result.path}: the file changed while it was landed (its size or modification time "
-                       "moved since it was hashed); land it again once it is complete")
+        raise NotReady(f"{prep.result.path}: the file changed while it was landed (it was written to since it was "
+                       "hashed); land it again once it is complete")
     os.replace(tmp, keep)
     return keep
 
@@ -1593,6 +1614,8 @@ def _parse(prep: _Prepared, gate: Gate | None = None) -> _Prepared:
         msg = mask_pans(str(e))
         row.update(status="rejected", reject_reason=msg, format=row["format"] or "unknown")
         prep.result = LandResult(rel, "rejected", row["format"], message=msg)
+        if isinstance(e, NotReady):
+            prep.row = None  # no ledger row: this run only
     return prep
 
 

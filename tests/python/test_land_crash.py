@@ -157,7 +157,7 @@ def test_a_crash_at_every_write_then_rerun_converges(world: Path, tmp_path: Path
     monkeypatch.setattr(tally.land.os, "replace", real_replace)
     assert sorted(r.status for r in results) == ["landed", "landed", "rejected"]
     landing_writes = [c for c in calls if "_schema" not in c]
-    assert len(landing_writes) == 3 + 4 + 2  # clean: raw, files, ledger; quarantined: + quarantine; rejected: 2
+    assert len(landing_writes) == 3 + 4 + 2  # clean: files, raw, ledger; quarantined: + quarantine; rejected: 2
     want, want_read = _visible_lake(fresh), _read_as_dbt_would(fresh.parent)
 
     for k in range(1, len(calls) + 1):

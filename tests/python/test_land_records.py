@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import random
 import re
 import shutil
@@ -317,8 +318,8 @@ def test_a_dump_read_a_segment_at_a_time_lands_exactly_as_whole(tmp_path: Path, 
                                                                  segment: int):
     """An internal dump larger than `SEGMENT_BYTES` is read from disk a segment at a time, so landing never holds the
     whole file; the lake must not show it. Segments smaller than a piece, a quoted field over two lines, an unclosed
-    quote (50 lines), refused lines, a BOM, CRLF line ends, a missing final newline and lines that begin with U+FEFF
-    all land as they do whole."""
+    quote (50 lines), refused lines, a BOM, CRLF line ends, a missing final newline, lines that begin with U+FEFF and
+    a line longer than a segment all land as they do whole."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "internal_payments_20240309.csv").write_text(_dump_with_traps(400))
@@ -327,6 +328,8 @@ def test_a_dump_read_a_segment_at_a_time_lands_exactly_as_whole(tmp_path: Path, 
     # lines that begin with U+FEFF are refused lines, not a BOM to drop, where a segment begins too
     boms = [("\ufeff" if i % 3 == 0 else "") + _row(i) for i in range(300)]
     (inbox / "internal_payments_20240311.csv").write_text("\n".join([HEADER, *boms, ""]))
+    long = [_row(i, subject="x" * 12_000 if i == 40 else '"s"') for i in range(100)]  # a line longer than a segment
+    (inbox / "internal_payments_20240312.csv").write_text("\n".join([HEADER, *long, ""]))
     monkeypatch.setattr(tally.land, "PIECE_BYTES", 1500)
     land([inbox], tmp_path / "whole", out=None, gate=False)
 
@@ -340,7 +343,7 @@ def test_a_dump_read_a_segment_at_a_time_lands_exactly_as_whole(tmp_path: Path, 
     monkeypatch.setattr(tally.land, "_internal_segments", segments)
     monkeypatch.setattr(tally.land, "SEGMENT_BYTES", segment)
     land([inbox], tmp_path / "segments", out=None, gate=False)
-    assert sorted(read) == [f"internal_payments_202403{d}.csv" for d in ("09", "10", "11")]
+    assert sorted(read) == [f"internal_payments_202403{d}.csv" for d in ("09", "10", "11", "12")]
     want, got = _lake_rows(tmp_path / "whole"), _lake_rows(tmp_path / "segments")
     assert got == want
     assert sum(len(rows) for k, rows in got.items() if k.startswith("quarantine/")) >= 8
@@ -359,26 +362,56 @@ def test_a_dump_refused_in_a_late_segment_names_its_line(tmp_path: Path, monkeyp
     assert not [p for p in (tmp_path / "lake").rglob(".*") if p.is_file()]
 
 
-def test_a_file_that_changes_while_it_lands_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Landing hashes a delivery as a stream, then keeps its own copy to parse: bytes that changed in between (a
-    download still being written) are refused, not landed or kept under the hash read first."""
+@pytest.mark.parametrize("ending", ["at a segment's end", "a line past it", "header only"])
+def test_a_dump_that_ends_on_a_segment_boundary_lands_as_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               ending: str):
+    """A dump exactly two segments long, one line past that, and a header padded past a segment with no record:
+    each lands as whole (and the read ends)."""
+    monkeypatch.setattr(tally.land, "PIECE_BYTES", 1000)
+    if ending == "header only":
+        text = HEADER + " " * 6000 + "\n"
+    else:
+        text = "\n".join([HEADER, *(_row(i) for i in range(60))]) + "\n"
+        text = text[: 5000 - 1] + "\n"  # the last line cut short: exactly 5,000 bytes, ending in a line end
+        if ending == "a line past it":
+            text += _row(99) + "\n"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "internal_payments_20240309.csv").write_text(text)
+    land([inbox], tmp_path / "whole", out=None, gate=False)
+    monkeypatch.setattr(tally.land, "SEGMENT_BYTES", 2500)
+    land([inbox], tmp_path / "segments", out=None, gate=False)
+    assert _lake_rows(tmp_path / "segments") == _lake_rows(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("change", ["grows", "touched"])
+def test_a_file_that_changes_while_it_lands_is_refused_for_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               change: str):
+    """Landing hashes a delivery as a stream, then keeps its own copy to parse: a file written to in between (a
+    download still being written, or only its time set) is refused for this run, with nothing landed, kept or
+    written to the ledger, and the next landing lands it."""
     src = tmp_path / "in"
     src.mkdir()
     f = src / "internal_payments_20240304.csv"
     f.write_text("\n".join([HEADER, _row(1), ""]))
     real_read = tally.land._read
 
-    def read_then_grow(*args, **kw):
+    def read_then_write(*args, **kw):
         got = real_read(*args, **kw)
-        with f.open("a") as out:
-            out.write(_row(2) + "\n")
+        if change == "grows":
+            with f.open("a") as out:
+                out.write(_row(2) + "\n")
+        else:
+            os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000_000))
         return got
 
-    monkeypatch.setattr(tally.land, "_read", read_then_grow)
+    monkeypatch.setattr(tally.land, "_read", read_then_write)
     lake = tmp_path / "lake"
     r = land_file(f, src, lake, gate=False)
     assert r.status == "rejected" and "changed while it was landed" in r.message, r.message
     assert not list((lake / "files").iterdir())
     assert not list((lake / "raw").rglob("*.parquet"))
-    (ledger,) = [row for p in (lake / "ledger").glob("*.parquet") for row in pq.read_table(p).to_pylist()]
-    assert ledger["status"] == "rejected"
+    assert not list((lake / "ledger").glob("*.parquet"))
+    monkeypatch.setattr(tally.land, "_read", real_read)
+    r = land_file(f, src, lake, gate=False)
+    assert r.status == "landed" and r.detail == (2 if change == "grows" else 1), r
