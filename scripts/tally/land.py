@@ -654,6 +654,18 @@ def _odd_quotes(lines: Lines, a: int, b: int) -> bool:
     return bool((_np(pc.count_substring(lines.arr.slice(a, b - a), '"')) % 2).any())
 
 
+def _safe_end(lines: Lines, a: int, b: int) -> int:
+    """Where lines[a:b] may end without splitting a record, by `_cuts`' rule stepping back from `b`: the first of
+    b, b - `_JOIN_LIMIT`, b - 2 `_JOIN_LIMIT`, ... above `a` whose `_JOIN_LIMIT` lines before it hold no odd number of
+    quotes; `a` if none does. The quotes are counted once, not once per step."""
+    if not _odd_quotes(lines, max(a, b - _JOIN_LIMIT), b):
+        return b
+    odd = np.flatnonzero(_np(pc.count_substring(lines.arr.slice(a, b - a), '"')) % 2) + a
+    ends = np.arange(b, a, -_JOIN_LIMIT)
+    clear = np.searchsorted(odd, ends) == np.searchsorted(odd, np.maximum(ends - _JOIN_LIMIT, a))
+    return int(ends[clear.argmax()]) if clear.any() else a
+
+
 def _pieces(fmt: Format, merchant_key: str, bill_date: dt.date, total: int, other: int, idx: dict[str, int],
             controls: dict[str, int | None], lines: Lines, a: int, b: int, n: int,
             split: Callable[[str], list[str] | tuple[str, str]], **kw) -> Iterator[Parsed]:
@@ -1035,14 +1047,16 @@ def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
     idx: dict[str, int] = {}
     n = base = 0  # fields per record; lines of the file before this segment
     carry = b""
-    buf = data = lines = None
     with path.open("rb") as f:
         while True:
             buf = data = lines = None  # the last segment's rows may still point into its buffer: a new one
-            buf = bytearray(len(carry) + SEGMENT_BYTES)
+            # a carry with nowhere safe to end (a line longer than a segment, stray quotes throughout) doubles the
+            # next read, so such a file is read and scanned a bounded number of times, not once per segment
+            want = max(SEGMENT_BYTES, len(carry))
+            buf = bytearray(len(carry) + want)
             buf[:len(carry)] = carry
             got = f.readinto(memoryview(buf)[len(carry):])
-            eof = got < SEGMENT_BYTES
+            eof = got < want
             data = memoryview(buf)[:len(carry) + got]
             if eof and not data:
                 return  # the file ended exactly where the last segment did
@@ -1057,8 +1071,7 @@ def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
                 idx, n, a = _header_index(fmt, header, name, 1), len(header), 1
             b = len(lines)
             if not eof:
-                while b > a and _odd_quotes(lines, max(a, b - _JOIN_LIMIT), b):
-                    b -= _JOIN_LIMIT
+                b = _safe_end(lines, a, b)
                 if b <= a:  # nowhere safe to end this segment: read on with all of it
                     carry = bytes(data)
                     continue

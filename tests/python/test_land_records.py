@@ -350,6 +350,59 @@ def test_a_dump_read_a_segment_at_a_time_lands_exactly_as_whole(tmp_path: Path, 
     assert not [p for p in (tmp_path / "segments").rglob(".*") if p.is_file()]
 
 
+@pytest.mark.parametrize("limit", [3, 50])
+def test_a_segment_ends_where_the_step_back_rule_says(monkeypatch: pytest.MonkeyPatch, limit: int):
+    """`_safe_end` counts the quotes once and must end a segment exactly where stepping back `_JOIN_LIMIT` lines at a
+    time while the lines before hold an odd number of quotes would (the rule `_cuts` uses). A join limit of 3 puts
+    odd lines on a window's edges often."""
+    monkeypatch.setattr(tally.land, "_JOIN_LIMIT", limit)
+    rng = random.Random(7)
+    for case in range(300):
+        n = rng.randint(1, 400)
+        odds = rng.choice([0.0, 0.002, 0.01, 0.05, 0.3, 0.6])
+        text = "".join(('a"b' if rng.random() < odds else "ab") + "\n" for _ in range(n))
+        lines = tally.land._text(text.encode(), "utf-8", "t.csv")
+        a = rng.randint(0, min(n - 1, 3))
+        b = n
+        while b > a and tally.land._odd_quotes(lines, max(a, b - limit), b):
+            b -= limit
+        assert tally.land._safe_end(lines, a, n) == max(b, a), (case, n, a)
+
+
+def test_a_dump_with_no_safe_end_is_read_a_bounded_number_of_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A dump whose segments never offer a safe end (a stray quote every few lines) carries everything forward; each
+    read then doubles, so a file of about 60 segments is read in a handful of reads, not one per segment and each
+    rescanning all before it, and still lands as whole."""
+    rows = [_row(i, subject='a"b' if i % 7 == 0 else '"s"') for i in range(600)]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "internal_payments_20240309.csv").write_text("\n".join([HEADER, *rows, ""]))
+    land([inbox], tmp_path / "whole", out=None, gate=False)
+    size = (inbox / "internal_payments_20240309.csv").stat().st_size
+    reads = []
+    real_open = Path.open
+
+    def counting_open(self, mode="r", *args, **kw):
+        f = real_open(self, mode, *args, **kw)
+        if "b" in mode and self.parent.name == "files":  # the kept copy, read a segment at a time
+            real_readinto = f.readinto
+
+            def readinto(view):
+                reads.append(len(view))
+                return real_readinto(view)
+
+            f.readinto = readinto
+        return f
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(tally.land, "SEGMENT_BYTES", 700)
+    land([inbox], tmp_path / "segments", out=None, gate=False)
+    assert size > 60 * 700 and 3 <= len(reads) <= 8, (size, reads)
+    assert _lake_rows(tmp_path / "segments") == _lake_rows(tmp_path / "whole")
+    q = _lake_rows(tmp_path / "whole")
+    assert sum(len(r) for k, r in q.items() if k.startswith("quarantine/")) >= 1
+
+
 def test_a_dump_refused_in_a_late_segment_names_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Bytes that are not UTF-8 far into a big dump refuse it with the line counted from the file's start."""
     rows = [_row(i) for i in range(300)]
