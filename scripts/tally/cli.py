@@ -29,10 +29,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _land(args: argparse.Namespace) -> int:
     from tally.land import land
 
-    if not args.no_gx:
-        from tally.gx_gate import load_gx
-
-        load_gx()  # quietly: no analytics, no progress bars, GX warnings only
+    # GX is imported (quietly: no analytics, no progress bars) only if the screen flags a value for it to judge
     results = land([Path(p) for p in args.paths], Path(args.lake), gate=not args.no_gx)
     return 1 if args.strict and any(r.status == "rejected" for r in results) else 0
 

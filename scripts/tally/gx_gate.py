@@ -10,10 +10,11 @@ Expectation suites per format (and set of columns present), built from the forma
   (`ExpectColumnValuesToBeBetween` on its seconds from the bill day's midnight, a column land.py adds as
   `<column>__seconds_from_bill_day`: `outside_bill_window`).
 
-`validate` in land.py runs the gate on every parsed file with rows, after a vectorised screen (the same regexes in
-Arrow, over every value) has flagged the values that look bad. GX validates the flagged rows plus a deterministic
-sample of the others (`SAMPLE_ROWS`, evenly spaced) with: the column set, always (on no rows if none is flagged);
-the E-notation expectation of each id column the screen flagged; and the whole suite when the screen flagged a bad
+`validate` in land.py runs the gate on every parsed piece in which a vectorised screen (the same regexes in Arrow,
+over every value) has flagged a value that looks bad; a piece with nothing flagged gives GX nothing to judge (the
+parser has already refused a file that lacks a required column), so a clean day never imports GX. GX validates the
+flagged rows plus a deterministic sample of the others (`SAMPLE_ROWS`, evenly spaced) with: the column set; the
+E-notation expectation of each id column the screen flagged; and the whole suite when the screen flagged a bad
 value. A file-level failure rejects the file; row-level failures, read from `unexpected_index_list` (result format
 COMPLETE), quarantine those rows. GX's verdict decides everything it judged: every rejection and every quarantined
 value; the values the screen passed are not judged again. GX gets a pandas frame of PAN-masked values, so no full

@@ -1168,10 +1168,11 @@ def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, 
 
     A vectorised screen tests every value (Arrow regexes, two columns at a time; values the parser's line scan
     already checked are skipped): its pattern, that a date/time exists (`bad_datetime`) and that the format's window
-    column falls in the bill window (`outside_bill_window`). With a `gate`, Great Expectations then validates the
-    file's columns and judges the rows the screen flags, plus a sample of the others (see gx_gate.py); its verdict
-    decides for them, the screen's word stands for the rest. A row's reason is its first failure: control character,
-    line length, patterns (in column order), then dates/times and the window (in column order).
+    column falls in the bill window (`outside_bill_window`). With a `gate`, where the screen flagged a value, Great
+    Expectations then validates the file's columns and judges the rows the screen flags, plus a sample of the others
+    (see gx_gate.py); its verdict decides for them, the screen's word stands for the rest. A row's reason is its
+    first failure: control character, line length, patterns (in column order), then dates/times and the window (in
+    column order).
     """
     if not isinstance(p.raw, pa.Array | pa.ChunkedArray):  # a Parsed built by hand: raw lines as Python strings
         p = dataclasses.replace(p, raw=pa.array([_with_eol(t) for t in p.raw], type=pa.large_string()))
@@ -1207,7 +1208,9 @@ def validate(p: Parsed, name: str, gate: Gate | None = None) -> tuple[pa.Table, 
         v = cols[wc]
         inside = pc.and_(pc.greater_equal(v, _calendar_text(lo, fmt)), pc.less(v, _calendar_text(hi, fmt)))
         win[wc] = ~_np(pc.fill_null(pc.or_(inside, pc.equal(v, "")), True)) & ~miss[wc] & ~cal[wc]
-    if gate is not None and n:
+    # GX judges what the screen flagged: a piece with nothing flagged gives it nothing to judge (the parser has
+    # already refused a file that lacks a required column), so a clean day never imports GX
+    if gate is not None and n and (gate.every_row or any(a.any() for s in (miss, cal, win, sci) for a in s.values())):
         _judge(p, name, cols, gate, sci, miss, cal, win)
     # Excel damage: an id column in E-notation cannot be repaired, so the file is refused (bad input #24).
     for c in ids:
@@ -1690,6 +1693,7 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
     # its own, its ledger row last. The report keeps the input order. At most three files are claimed and not yet
     # landed; a worker holds one file (a big internal dump: one segment of it) at a time.
     claims = _Claims()
+    judged = gate.validations if gate else 0
     with ThreadPoolExecutor(2, thread_name_prefix="tally-land") as workers:
         pending: deque[Future] = deque()
         for f, root in iter_files(paths):
@@ -1706,6 +1710,7 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
                                                                      "rejected")}
         print(f"landing: {len(results)} files: {by['landed']} landed, {by['duplicate']} duplicate, "
               f"{by['already_landed']} already landed, {by['rejected']} rejected; "
-              f"{sum(r.detail for r in results)} detail rows, {sum(r.quarantined for r in results)} quarantined",
-              file=out)
+              f"{sum(r.detail for r in results)} detail rows, {sum(r.quarantined for r in results)} quarantined"
+              + (f"; Great Expectations judged {gate.validations - judged} piece(s) the screen flagged" if gate
+                 else ""), file=out)
     return results

@@ -129,6 +129,30 @@ def test_cli_landing_is_quiet(world: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bars, no GX logging
     assert "landing:" in proc.stdout
+    assert re.search(r"Great Expectations judged \d+ piece\(s\) the screen flagged$", proc.stdout.strip())
+
+
+def test_gx_is_imported_only_when_the_screen_flags_a_value(world: Path, tmp_path: Path):
+    """GX judges what the screen flags: a bill with nothing flagged (the parser itself refuses a missing required
+    column) is landed without validating it, so a clean day does not pay GX's import; a damaged one is judged."""
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    name, lines = _wechat(world)
+    _, damaged = _damaged(world)
+    code = ("import io, sys; from pathlib import Path; from tally.land import land; "
+            "out = io.StringIO(); r, = land([Path(sys.argv[1])], Path(sys.argv[2]), out=out); "
+            "print(r.status, r.quarantined, 'great_expectations' in sys.modules, out.getvalue().split()[-5])")
+    seen = {}
+    for kind, data in (("clean", "\n".join(lines).encode()), ("damaged", damaged)):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / name).write_bytes(data)
+        gate = Recording()
+        land([tmp_path / kind], tmp_path / f"lake-{kind}", out=None, gate=gate)
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / kind), str(tmp_path / f"lake-{kind}-cli")],
+                              capture_output=True, text=True, env={"PYTHONPATH": str(scripts), "PATH": "/usr/bin:/bin"})
+        assert proc.returncode == 0, proc.stderr
+        seen[kind] = (gate.validations, proc.stdout.split())
+    assert seen["clean"] == (0, ["landed", "0", "False", "0"])  # the last: the pieces GX judged, as landing reports
+    assert seen["damaged"][0] >= 1 and seen["damaged"][1] == ["landed", "3", "True", "1"]
 
 
 def _dated(world: Path) -> tuple[str, bytes]:
