@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export DBT_PROFILES_DIR := $(CURDIR)
-# The toolbelt runs from the tree (`python -m tally`), no install step to go stale.
+# The toolbelt runs from the tree (`python -m tally`), no install step to go stale: each venv gets a .pth file
+# naming scripts/, so its python finds it without PYTHONPATH (activated or not).
 export PYTHONPATH := $(CURDIR)/scripts
+TALLY_PTH = $(1)/bin/python -c "import site, sys; open(site.getsitepackages()[0] + '/tally-scripts.pth', 'w').write(sys.argv[1] + '\n')" $(CURDIR)/scripts
 
 SPARK_VENV ?= .venv-spark
 
@@ -16,6 +18,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(call TALLY_PTH,$(VENV))
 	touch $@
 
 demo: venv
@@ -37,6 +40,7 @@ spark-venv: $(SPARK_VENV)/.installed
 $(SPARK_VENV)/.installed: requirements.lock requirements-spark.lock pyproject.toml
 	$(PYTHON) -m venv $(SPARK_VENV)
 	$(SPARK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-spark.lock
+	$(call TALLY_PTH,$(SPARK_VENV))
 	touch $@
 
 # INV-26: a tiny world built on DuckDB and on Spark (every model and data test on both), public marts compared,

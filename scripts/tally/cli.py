@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
+
+
+def _data_dir() -> str:
+    """The data directory dbt reads the lake from (`$TALLY_DATA_DIR`, as in the dbt project), default `data`."""
+    return os.environ.get("TALLY_DATA_DIR", "data")
+
+
+def _warehouse() -> str:
+    """The warehouse dbt writes (`$TALLY_DUCKDB_PATH`, as in profiles.yml), default `data/warehouse/tally.duckdb`."""
+    return os.environ.get("TALLY_DUCKDB_PATH", "data/warehouse/tally.duckdb")
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -18,7 +29,11 @@ def _simulate(args: argparse.Namespace) -> int:
         daily_volume=args.daily_volume,
         start_date=dt.date.fromisoformat(args.start_date),
     )
-    summary = simulate(params, Path(args.out))
+    try:
+        summary = simulate(params, Path(args.out))
+    except FileExistsError as e:
+        print(f"simulate: {e}", file=sys.stderr)
+        return 2
     print(
         f"simulated {params.days} days, {params.merchants} merchants, {summary['payments']} payments, "
         f"{summary['files']} files, {summary['anomalies']} ground-truth anomalies -> {args.out}"
@@ -130,7 +145,13 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+DATA_DIR_HELP = "holds lake/ (default: $TALLY_DATA_DIR, else data)"
+WAREHOUSE_HELP = "the DuckDB warehouse (default: $TALLY_DUCKDB_PATH, else data/warehouse/tally.duckdb)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the lake, data directory and warehouse default to what the dbt project reads
+    (`$TALLY_DATA_DIR`, `$TALLY_DUCKDB_PATH`), so the toolbelt and dbt work on the same files."""
     parser = argparse.ArgumentParser(prog="tally", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -145,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("land", help="land delivered files into the lake (idempotent; any order, any number of times)")
     s.add_argument("paths", nargs="+", help="files or directories to land")
-    s.add_argument("--lake", default="data/lake", help="lake directory (default: data/lake)")
+    s.add_argument("--lake", default=os.path.join(_data_dir(), "lake"),
+                   help="lake directory (default: $TALLY_DATA_DIR/lake, else data/lake)")
     s.add_argument("--strict", action="store_true", help="exit 1 if any file was rejected")
     s.add_argument("--no-gx", action="store_true",
                    help="skip the Great Expectations gate (the vectorised validator alone decides)")
@@ -191,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("score", help="compare the reconciliation facts with the simulator's ground truth")
     s.add_argument("--world", default="data/world", help="the simulated world (default: data/world)")
-    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.add_argument("--warehouse", default=_warehouse(), help=WAREHOUSE_HELP)
     s.set_defaults(func=_score)
 
     s = sub.add_parser("parity", help="INV-26: build a tiny world on DuckDB and on Spark, compare the public marts "
@@ -208,26 +230,30 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("archive", help="move closed partitions older than the retention window to history Parquet")
     s.add_argument("--retention-days", type=int, default=90)
     s.add_argument("--as-of", default="", help="count the window back from this date (default: the last build's)")
-    s.add_argument("--data-dir", default="data", help="holds lake/ (lake/history/ is written)")
-    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.add_argument("--data-dir", default=_data_dir(), help=DATA_DIR_HELP + "; lake/history/ is written")
+    s.add_argument("--warehouse", default=_warehouse(), help=WAREHOUSE_HELP)
     s.set_defaults(func=_archive)
 
     s = sub.add_parser("restore", help="bring one archived partition back into the hot table")
     s.add_argument("model", help="fct_recon_results or fct_journal_lines")
     s.add_argument("partition", help="the partition's date (bill_date or posted_on), YYYY-MM-DD")
-    s.add_argument("--data-dir", default="data")
-    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.add_argument("--data-dir", default=_data_dir(), help=DATA_DIR_HELP)
+    s.add_argument("--warehouse", default=_warehouse(), help=WAREHOUSE_HELP)
     s.set_defaults(func=_restore)
 
     s = sub.add_parser("publish", help="copy the marts of a green dbt build to the serving file BI reads")
     s.add_argument("--build", action="store_true", help="run dbt build first (publish only if it is green)")
-    s.add_argument("--data-dir", default="data")
-    s.add_argument("--warehouse", default="data/warehouse/tally.duckdb")
+    s.add_argument("--data-dir", default=_data_dir(), help=DATA_DIR_HELP)
+    s.add_argument("--warehouse", default=_warehouse(), help=WAREHOUSE_HELP)
     s.add_argument("--serving", default="data/serving/tally.duckdb")
     s.add_argument("--target", default="target", help="dbt target path holding the build's run_results.json")
     s.set_defaults(func=_publish)
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -711,13 +711,18 @@ NO_BILL_XML = (
 
 
 def simulate(p: WorldParams, out: Path) -> dict:
-    """Write the world under `out` (landing/, ground_truth/, world.json). Returns a small summary."""
+    """Write the world under `out` (landing/, ground_truth/, world.json), which must be empty or not exist: two
+    worlds' files in one landing folder would mix (same names and delivery times, other bytes). Returns a small
+    summary."""
+    out = Path(out)
+    if out.is_file() or (out.exists() and any(out.iterdir())):
+        raise FileExistsError(f"{out}: not an empty directory; a world is written into an empty one (the files of "
+                              "two worlds would mix). Remove it or choose another --out")
     world = build_world(p)
     n_rows = {name: tbl.num_rows for name, tbl in world.items()}
     con = _connect(world, p)
     # let the Arrow payments and refunds go while DuckDB holds `pay` and `ref` (0.6 GB at 5M trades a day)
     del world["payments"], world["refunds"]
-    out = Path(out)
     deliveries: list[Delivery] = []
     truth: list[dict] = []
 
