@@ -312,6 +312,29 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:
     return row[0]
 
 
+def latest_landed_bill_date(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dt.date | None:
+    """The as-of date a plain `dbt build` takes (macro as_of_date): the latest bill date landed, decision files
+    aside."""
+    ledger = Path(data_dir) / "lake" / "ledger"
+    if not any(ledger.glob("*.parquet")):
+        return None
+    glob = (ledger / "*.parquet").as_posix().replace("'", "''")
+    return con.execute(f"select max(bill_date) from read_parquet('{glob}') "
+                       "where status = 'landed' and format <> 'internal_dispositions'").fetchone()[0]
+
+
+def _check_last_build_is_current(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """Archive freezes partitions as the last build left them, so that build must have seen everything landed: a
+    replay or what-if build (`--vars '{as_of: ...}'`), or one from before the latest landing, would freeze facts
+    without what it did not know (a decision filed later, a late file)."""
+    built = con.execute(f"select max(as_of_date) from {HOT_SCHEMA}.fct_recon_results").fetchone()[0]
+    latest = latest_landed_bill_date(con, data_dir)
+    if built is not None and latest is not None and built != latest:
+        raise ArchiveError(f"the warehouse holds a build as of {built}, but the latest bill date landed is {latest} "
+                           "(a build with --vars as_of, or files landed since): archiving would freeze that build's "
+                           "facts. Run a plain `dbt build` first")
+
+
 def refresh_history_views(data_dir: Path, warehouse: Path) -> None:
     """Rebuild the two hist_ views (after the history folders got their first files); run results go to a
     scratch target so the last build's verdict, which publish reads, stays where it is."""
@@ -339,6 +362,7 @@ def archive(warehouse: Path, data_dir: Path, retention_days: int, as_of: dt.date
     with _locked(data_dir):
         con = duckdb.connect(str(warehouse))
         try:
+            _check_last_build_is_current(con, data_dir)
             as_of = as_of or default_as_of(con)
             if _ensure_history_files(con, data_dir):
                 con.close()  # dbt needs the warehouse

@@ -4,6 +4,7 @@ archive, after a rebuild, after an archive killed at every step and rerun, and a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import signal
@@ -16,7 +17,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from conftest import failed_tests
-from tally.archive import archive, history_dir, latest_states, partition_dir, restore
+from tally.archive import ArchiveError, archive, history_dir, latest_states, partition_dir, restore
 from tally.land import land
 from tally.pipeline import PROJECT_DIR, dbt
 from tally.publish import connect_serving, publish
@@ -168,8 +169,6 @@ def test_archive_rebuild_and_restore_keep_history_identical(history_build, tmp_p
 
 
 def _one_day():
-    import datetime as dt
-
     return dt.timedelta(days=1)
 
 
@@ -187,6 +186,26 @@ def _archive_cmd(data: Path, wh: Path) -> list[str]:
 
 def _env(**extra: str) -> dict:
     return dict(os.environ, PYTHONPATH=str(PROJECT_DIR / "scripts"), DBT_PROFILES_DIR=str(PROJECT_DIR), **extra)
+
+
+def test_archive_refuses_a_build_that_did_not_see_everything_landed(history_build, tmp_path: Path):
+    """Archive freezes partitions as the last build left them. After a replay of an earlier day (`--vars as_of`),
+    whose facts lack what was landed later (decisions, late files), it refuses and writes nothing; after a plain
+    build again it archives."""
+    root, base, base_wh = history_build
+    data, wh = fresh_copy(base, base_wh, tmp_path / "data")
+    con = duckdb.connect(str(wh), read_only=True)
+    latest = con.execute("select max(as_of_date) from main.fct_recon_results").fetchone()[0]
+    con.close()
+    replay = latest - dt.timedelta(days=20)
+    dbt(["build", "--quiet", "--vars", f"{{as_of: {replay.isoformat()}}}"], data, wh, target_path=tmp_path / "t1")
+    with pytest.raises(ArchiveError, match=f"a build as of {replay}, but the latest bill date landed is {latest}"):
+        archive(wh, data, RETENTION_DAYS, quiet=True)
+    assert latest_states(data) == {} and not [p for p in history_dir(data).rglob("*") if p.name != ".lock"]
+
+    dbt(["build", "--quiet"], data, wh, target_path=tmp_path / "t2")
+    done = archive(wh, data, RETENTION_DAYS, quiet=True)
+    assert any(outcome.startswith("archived") for _, _, outcome in done)
 
 
 def test_archive_killed_at_every_step_then_rerun_is_identical(history_build, tmp_path: Path):
