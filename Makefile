@@ -6,18 +6,21 @@ export DBT_PROFILES_DIR := $(CURDIR)
 # The toolbelt runs from the tree (`python -m tally`), no install step to go stale: each venv gets a .pth file
 # naming scripts/, so its python finds it without PYTHONPATH (activated or not).
 export PYTHONPATH := $(CURDIR)/scripts
-TALLY_PTH = $(1)/bin/python -c "import site, sys; open(site.getsitepackages()[0] + '/tally-scripts.pth', 'w').write(sys.argv[1] + '\n')" $(CURDIR)/scripts
+TALLY_PTH = "$(1)/bin/python" -c "import sys, sysconfig; open(sysconfig.get_paths()['purelib'] + '/tally-scripts.pth', 'w').write(sys.argv[1] + '\n')" '$(CURDIR)/scripts'
 
 SPARK_VENV ?= .venv-spark
 
 .PHONY: demo test lint pytest venv clean spark-venv spark-parity
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV)/.tally-pth
 
 # The lock pins the whole tree; the project itself installs without touching it.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+$(VENV)/.tally-pth: $(VENV)/.installed
 	$(call TALLY_PTH,$(VENV))
 	touch $@
 
@@ -35,11 +38,14 @@ pytest: venv
 test: lint pytest
 
 # Spark: an optional, separate venv (pyspark is large), the default one stays small. Needs Java 17 (`java`).
-spark-venv: $(SPARK_VENV)/.installed
+spark-venv: $(SPARK_VENV)/.installed $(SPARK_VENV)/.tally-pth
 
 $(SPARK_VENV)/.installed: requirements.lock requirements-spark.lock pyproject.toml
 	$(PYTHON) -m venv $(SPARK_VENV)
 	$(SPARK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-spark.lock
+	touch $@
+
+$(SPARK_VENV)/.tally-pth: $(SPARK_VENV)/.installed
 	$(call TALLY_PTH,$(SPARK_VENV))
 	touch $@
 

@@ -312,27 +312,29 @@ def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:
     return row[0]
 
 
-def latest_landed_bill_date(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dt.date | None:
-    """The as-of date a plain `dbt build` takes (macro as_of_date): the latest bill date landed, decision files
-    aside."""
-    ledger = Path(data_dir) / "lake" / "ledger"
-    if not any(ledger.glob("*.parquet")):
-        return None
-    glob = (ledger / "*.parquet").as_posix().replace("'", "''")
-    return con.execute(f"select max(bill_date) from read_parquet('{glob}') "
-                       "where status = 'landed' and format <> 'internal_dispositions'").fetchone()[0]
-
-
 def _check_last_build_is_current(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    """Archive freezes partitions as the last build left them, so that build must have seen everything landed: a
-    replay or what-if build (`--vars '{as_of: ...}'`), or one from before the latest landing, would freeze facts
-    without what it did not know (a decision filed later, a late file)."""
+    """Archive freezes partitions as the last build left them, so that build must have been a plain build of
+    everything landed: not a replay or what-if build (`--vars '{as_of: ...}'`), and no delivery landed since (a
+    decision, a late file), or the frozen facts would lack it. Its as-of date must be the latest bill date landed
+    (what a plain build takes, macro as_of_date) and every delivery in the lake's ledger must be in its
+    `dim_file_deliveries`."""
     built = con.execute(f"select max(as_of_date) from {HOT_SCHEMA}.fct_recon_results").fetchone()[0]
-    latest = latest_landed_bill_date(con, data_dir)
-    if built is not None and latest is not None and built != latest:
+    ledger = Path(data_dir) / "lake" / "ledger"
+    if built is None or not any(ledger.glob("*.parquet")):
+        return
+    glob = (ledger / "*.parquet").as_posix().replace("'", "''")
+    latest, unseen = con.execute(
+        f"""select max(bill_date) filter (where status = 'landed' and format <> 'internal_dispositions'),
+                   count(*) filter (where delivery_id not in (select delivery_id from {HOT_SCHEMA}.dim_file_deliveries))
+            from read_parquet('{glob}')""").fetchone()
+    if latest is not None and built != latest:
         raise ArchiveError(f"the warehouse holds a build as of {built}, but the latest bill date landed is {latest} "
-                           "(a build with --vars as_of, or files landed since): archiving would freeze that build's "
-                           "facts. Run a plain `dbt build` first")
+                           "(a build with --vars as_of): archiving would freeze that build's facts. Run a plain "
+                           "`dbt build` first")
+    if unseen:
+        raise ArchiveError(f"{unseen} delivered file(s) in the lake are not in the warehouse's last build (landed "
+                           "since, or unknown to a build with --vars as_of): archiving would freeze facts without "
+                           "them. Run a plain `dbt build` first")
 
 
 def refresh_history_views(data_dir: Path, warehouse: Path) -> None:

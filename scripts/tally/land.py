@@ -12,7 +12,8 @@ are cut into columns by Arrow's CSV reader with a pinned dialect and explicit al
 Only the rare remaining lines (a quoted field running over a line end, a stray quote, a wrong field count) go
 through the format's own record rule one at a time, so both kinds give exactly the same fields and reasons.
 Validation is a vectorised screen over every value (the same scan checks the patterns that fit in it); Great
-Expectations (gx_gate.py) is the gate: it checks every file's columns and decides every row the screen flags.
+Expectations (gx_gate.py) is the gate: wherever the screen flags a value it checks the file's columns and decides
+every flagged row (a piece with nothing flagged gives it nothing to judge).
 """
 
 from __future__ import annotations
@@ -1051,13 +1052,16 @@ def _internal_segments(fmt: Format, path: Path, name: str) -> Iterator[Parsed]:
         while True:
             buf = data = lines = None  # the last segment's rows may still point into its buffer: a new one
             # a carry with nowhere safe to end (a line longer than a segment, stray quotes throughout) doubles the
-            # next read, so such a file is read and scanned a bounded number of times, not once per segment
-            want = max(SEGMENT_BYTES, len(carry))
-            buf = bytearray(len(carry) + want)
-            buf[:len(carry)] = carry
-            got = f.readinto(memoryview(buf)[len(carry):])
+            # next read, so such a file is read and scanned a bounded number of times, not once per segment; never
+            # more than what is left (+1, so that reading it all says so)
+            held = len(carry)
+            want = min(max(SEGMENT_BYTES, held), os.fstat(f.fileno()).st_size - f.tell() + 1)
+            buf = bytearray(held + want)
+            buf[:held] = carry
+            carry = b""  # copied: not held twice
+            got = f.readinto(memoryview(buf)[held:])
             eof = got < want
-            data = memoryview(buf)[:len(carry) + got]
+            data = memoryview(buf)[:held + got]
             if eof and not data:
                 return  # the file ended exactly where the last segment did
             cut = len(data) if eof else buf.rfind(b"\n", 0, len(data)) + 1
@@ -1711,6 +1715,5 @@ def land(paths: Iterable[Path], lake: Path, out=sys.stdout, gate: Gate | bool = 
         print(f"landing: {len(results)} files: {by['landed']} landed, {by['duplicate']} duplicate, "
               f"{by['already_landed']} already landed, {by['rejected']} rejected; "
               f"{sum(r.detail for r in results)} detail rows, {sum(r.quarantined for r in results)} quarantined"
-              + (f"; Great Expectations judged {gate.validations - judged} piece(s) the screen flagged" if gate
-                 else ""), file=out)
+              + (f"; Great Expectations judged {gate.validations - judged} piece(s)" if gate else ""), file=out)
     return results

@@ -129,7 +129,7 @@ def test_cli_landing_is_quiet(world: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bars, no GX logging
     assert "landing:" in proc.stdout
-    assert re.search(r"Great Expectations judged \d+ piece\(s\) the screen flagged$", proc.stdout.strip())
+    assert re.search(r"Great Expectations judged \d+ piece\(s\)$", proc.stdout.strip())
 
 
 def test_gx_is_imported_only_when_the_screen_flags_a_value(world: Path, tmp_path: Path):
@@ -140,7 +140,7 @@ def test_gx_is_imported_only_when_the_screen_flags_a_value(world: Path, tmp_path
     _, damaged = _damaged(world)
     code = ("import io, sys; from pathlib import Path; from tally.land import land; "
             "out = io.StringIO(); r, = land([Path(sys.argv[1])], Path(sys.argv[2]), out=out); "
-            "print(r.status, r.quarantined, 'great_expectations' in sys.modules, out.getvalue().split()[-5])")
+            "print(r.status, r.quarantined, 'great_expectations' in sys.modules, out.getvalue().split()[-2])")
     seen = {}
     for kind, data in (("clean", "\n".join(lines).encode()), ("damaged", damaged)):
         (tmp_path / kind).mkdir()

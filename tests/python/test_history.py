@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -190,10 +191,14 @@ def _env(**extra: str) -> dict:
 
 def test_archive_refuses_a_build_that_did_not_see_everything_landed(history_build, tmp_path: Path):
     """Archive freezes partitions as the last build left them. After a replay of an earlier day (`--vars as_of`),
-    whose facts lack what was landed later (decisions, late files), it refuses and writes nothing; after a plain
-    build again it archives."""
+    whose facts lack what was landed later, and after a plain build followed by a decision landed since, it refuses
+    and writes nothing; after a plain build of everything it archives."""
     root, base, base_wh = history_build
-    data, wh = fresh_copy(base, base_wh, tmp_path / "data")
+    data = tmp_path / "data"  # its own lake (a decision is landed below), not the shared one
+    shutil.copytree(base / "lake", data / "lake")
+    wh = data / "warehouse" / "tally.duckdb"
+    wh.parent.mkdir(parents=True)
+    copy_warehouse(base_wh, wh)
     con = duckdb.connect(str(wh), read_only=True)
     latest = con.execute("select max(as_of_date) from main.fct_recon_results").fetchone()[0]
     con.close()
@@ -203,7 +208,21 @@ def test_archive_refuses_a_build_that_did_not_see_everything_landed(history_buil
         archive(wh, data, RETENTION_DAYS, quiet=True)
     assert latest_states(data) == {} and not [p for p in history_dir(data).rglob("*") if p.name != ".lock"]
 
+    # a decision filed after the last plain build: the build did not see it, archive would freeze its break open
     dbt(["build", "--quiet"], data, wh, target_path=tmp_path / "t2")
+    con = duckdb.connect(str(wh), read_only=True)
+    key, = con.execute("select min(recon_key) from main.fct_recon_open_breaks").fetchone()
+    con.close()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / f"internal_dispositions_{latest:%Y%m%d}.csv").write_text(
+        f"recon_key,disposition,decided_by,decided_at,note\n{key},manual_review,ana,{latest} 18:00:00,late\n")
+    assert [r.status for r in land([inbox], data / "lake", out=None, gate=False)] == ["landed"]
+    with pytest.raises(ArchiveError, match="1 delivered file.* not in the warehouse's last build"):
+        archive(wh, data, RETENTION_DAYS, quiet=True)
+    assert latest_states(data) == {}
+
+    dbt(["build", "--quiet"], data, wh, target_path=tmp_path / "t3")
     done = archive(wh, data, RETENTION_DAYS, quiet=True)
     assert any(outcome.startswith("archived") for _, _, outcome in done)
 

@@ -371,8 +371,8 @@ def test_a_segment_ends_where_the_step_back_rule_says(monkeypatch: pytest.Monkey
 
 def test_a_dump_with_no_safe_end_is_read_a_bounded_number_of_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A dump whose segments never offer a safe end (a stray quote every few lines) carries everything forward; each
-    read then doubles, so a file of about 60 segments is read in a handful of reads, not one per segment and each
-    rescanning all before it, and still lands as whole."""
+    read is then as large as what is carried, so a file of about 97 segments is read in a handful of reads, not one
+    per segment each rescanning all before it, and still lands as whole."""
     rows = [_row(i, subject='a"b' if i % 7 == 0 else '"s"') for i in range(600)]
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -397,7 +397,7 @@ def test_a_dump_with_no_safe_end_is_read_a_bounded_number_of_times(tmp_path: Pat
     monkeypatch.setattr(Path, "open", counting_open)
     monkeypatch.setattr(tally.land, "SEGMENT_BYTES", 700)
     land([inbox], tmp_path / "segments", out=None, gate=False)
-    assert size > 60 * 700 and 3 <= len(reads) <= 8, (size, reads)
+    assert size > 60 * 700 and 3 <= len(reads) <= 12, (size, reads)  # one read per segment: about 97
     assert _lake_rows(tmp_path / "segments") == _lake_rows(tmp_path / "whole")
     q = _lake_rows(tmp_path / "whole")
     assert sum(len(r) for k, r in q.items() if k.startswith("quarantine/")) >= 1
